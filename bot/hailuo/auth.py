@@ -1,0 +1,100 @@
+"""The login a browser session leaves behind, and the conversation record tied to it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+REQUIRED_PATH_PREFIX = "/v4/api/chat/msg?"
+DEFAULT_CHARACTER_ID = "1"
+
+
+class InvalidAuthState(ValueError):
+    """An auth JSON that cannot be used; the message names the field, never its value."""
+
+
+def fingerprint(token: str) -> str:
+    """A short stable id for a token: enough to tell logins apart, useless to an attacker."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
+
+
+class AuthState(BaseModel):
+    """token, signed path, timestamp, cookies and headers of one Hailuo login.
+
+    `repr` and `str` show a fingerprint and the cookie names only, so an auth state can be logged.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    token: str = Field(min_length=1)
+    path_and_query: str
+    timestamp: int = Field(gt=0)
+    cookies: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("path_and_query")
+    @classmethod
+    def _signed_path(cls, value: str) -> str:
+        if not value.startswith("/") or "?" not in value:
+            raise ValueError(f"must be the signed path, starting with {REQUIRED_PATH_PREFIX}")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _lower_header_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return {name.lower(): header for name, header in value.items()}
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.token)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> AuthState:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidAuthState(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except UnicodeDecodeError:
+            raise InvalidAuthState("not UTF-8 text") from None
+        return cls.from_mapping(data)
+
+    @classmethod
+    def from_mapping(cls, data: Any) -> AuthState:
+        if not isinstance(data, dict):
+            raise InvalidAuthState("expected a JSON object with token, path_and_query, timestamp")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'auth'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise InvalidAuthState(problems) from None
+
+    def __repr__(self) -> str:
+        path = self.path_and_query.split("?", 1)[0]
+        return (
+            f"AuthState(token=<{self.fingerprint}>, path={path!r}, timestamp={self.timestamp}, "
+            f"cookies={sorted(self.cookies)}, headers={sorted(self.headers)})"
+        )
+
+    __str__ = __repr__
+
+
+class Conversation(BaseModel):
+    """A server-side Hailuo conversation: valid only with the token that created it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chat_id: str
+    token_fingerprint: str
+    character_id: str = DEFAULT_CHARACTER_ID
+
+    def belongs_to(self, auth: AuthState) -> bool:
+        return bool(self.chat_id) and self.token_fingerprint == auth.fingerprint

@@ -1,0 +1,38 @@
+"""The typed events a Hailuo answer stream yields, in the order they can arrive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.hailuo.auth import Conversation
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationStarted:
+    """The server-side conversation this answer belongs to; `is_new` when Hailuo just made it."""
+
+    conversation: Conversation
+    is_new: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TitleGenerated:
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """New answer text. `text` is the whole answer so far, for consumers that render frames."""
+
+    delta: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    text: str
+    conversation: Conversation | None
+    message_id: str = ""
+
+
+HailuoEvent = ConversationStarted | TitleGenerated | TextDelta | Finished
