@@ -6,7 +6,6 @@ README table, so an operator never has to guess.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -103,17 +102,6 @@ def normalize_database_url(url: str) -> str:
     if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         return url
     raise ValueError("must be a sqlite:/// or postgresql:// URL")
-
-
-def sqlite_path(database_url: str) -> Path | None:
-    """The database file of a SQLite URL, or None for other engines and in-memory databases."""
-    prefix = "sqlite+aiosqlite:///"
-    if not database_url.startswith(prefix):
-        return None
-    path = database_url[len(prefix) :].split("?", 1)[0]
-    if path in ("", ":memory:"):
-        return None
-    return Path(path)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import urllib.parse
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
+from bot.config import normalize_database_url
 from bot.hailuo import AuthState, HailuoClient, HailuoTimeouts
+from bot.storage.database import Database
+from bot.storage.migrations import ensure_schema
 from tests.standins.hailuo import CHAT_PATH, HailuoStandIn
 
 TEST_TIMESTAMP = 1_732_000_000_000
@@ -61,3 +69,54 @@ async def client(hailuo: HailuoStandIn) -> AsyncIterator[HailuoClient]:
     timeouts = HailuoTimeouts(connect=5, first_event=20, idle=20, total=60)
     async with HailuoClient(hailuo.base_url, timeouts=timeouts) as hailuo_client:
         yield hailuo_client
+
+
+# --- databases -----------------------------------------------------------------------------------
+
+POSTGRES_SKIP_REASON = (
+    "TEST_POSTGRES_URL is not set: PostgreSQL tests need a server "
+    "(e.g. TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test); CI always sets it"
+)
+
+
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite+aiosqlite:///{directory / 'bot.sqlite3'}"
+
+
+@contextlib.asynccontextmanager
+async def scratch_postgres_database() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    base = os.environ.get("TEST_POSTGRES_URL")
+    if not base:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL tests, but TEST_POSTGRES_URL is not set")
+        pytest.skip(POSTGRES_SKIP_REASON)
+    import asyncpg  # type: ignore[import-untyped]
+
+    server = make_url(normalize_database_url(base))
+    name = f"hb_test_{uuid.uuid4().hex[:12]}"
+    admin_dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    async with scratch_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    db = Database(database_url)
+    await ensure_schema(db, auto_migrate=True)
+    yield db
+    await db.close()

@@ -1,0 +1,173 @@
+"""Answers: one row per answer, written at most three times (start, first text, end)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+
+from bot.storage.database import Database
+from bot.storage.models import UNFINISHED_STATUSES, AnswerRow, AnswerStatus, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRecord:
+    id: int
+    conversation_id: int
+    chat_id: int
+    thread_id: int
+    user_id: int | None
+    user_message_id: int | None
+    bot_message_ids: tuple[int, ...]
+    status: AnswerStatus
+    chars: int
+    error_kind: str | None
+    created_at: datetime
+    started_at: datetime | None
+    first_text_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, row: AnswerRow) -> AnswerRecord:
+        return cls(
+            id=row.id,
+            conversation_id=row.conversation_id,
+            chat_id=row.chat_id,
+            thread_id=row.thread_id,
+            user_id=row.user_id,
+            user_message_id=row.user_message_id,
+            bot_message_ids=tuple(row.bot_message_ids or ()),
+            status=AnswerStatus(row.status),
+            chars=row.chars,
+            error_kind=row.error_kind,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            first_text_at=row.first_text_at,
+            finished_at=row.finished_at,
+        )
+
+
+FINAL_STATUSES = frozenset(AnswerStatus) - frozenset(UNFINISHED_STATUSES)
+
+
+class AnswerStore:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def start(
+        self,
+        conversation_id: int,
+        *,
+        chat_id: int,
+        thread_id: int,
+        user_id: int | None,
+        user_message_id: int | None,
+        status: AnswerStatus = AnswerStatus.STREAMING,
+    ) -> int:
+        now = utcnow()
+        row = AnswerRow(
+            conversation_id=conversation_id,
+            chat_id=chat_id,
+            thread_id=thread_id,
+            user_id=user_id,
+            user_message_id=user_message_id,
+            bot_message_ids=[],
+            status=status,
+            chars=0,
+            created_at=now,
+            started_at=now if status is AnswerStatus.STREAMING else None,
+        )
+        async with self._db.writing() as session:
+            session.add(row)
+            await session.flush()
+            return row.id
+
+    async def first_text(self, answer_id: int, bot_message_ids: list[int]) -> None:
+        async with self._db.writing() as session:
+            await session.execute(
+                update(AnswerRow)
+                .where(AnswerRow.id == answer_id)
+                .values(
+                    status=AnswerStatus.STREAMING,
+                    bot_message_ids=bot_message_ids,
+                    first_text_at=utcnow(),
+                )
+            )
+
+    async def finish(
+        self,
+        answer_id: int,
+        status: AnswerStatus,
+        *,
+        chars: int,
+        bot_message_ids: list[int],
+        error_kind: str | None = None,
+        error_text: str | None = None,
+    ) -> None:
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"{status} is not a final status")
+        async with self._db.writing() as session:
+            await session.execute(
+                update(AnswerRow)
+                .where(AnswerRow.id == answer_id)
+                .values(
+                    status=status,
+                    chars=chars,
+                    bot_message_ids=bot_message_ids,
+                    error_kind=error_kind,
+                    error_text=error_text[:2000] if error_text else None,
+                    finished_at=utcnow(),
+                )
+            )
+
+    async def get(self, answer_id: int) -> AnswerRecord | None:
+        async with self._db.reading() as session:
+            row = await session.get(AnswerRow, answer_id)
+            return AnswerRecord.of(row) if row else None
+
+    async def unfinished(self) -> list[AnswerRecord]:
+        """Answers a crash left queued or streaming: to be marked interrupted in Telegram."""
+        async with self._db.reading() as session:
+            rows = await session.scalars(
+                select(AnswerRow)
+                .where(AnswerRow.status.in_(UNFINISHED_STATUSES))
+                .order_by(AnswerRow.id)
+            )
+            return [AnswerRecord.of(row) for row in rows]
+
+    async def mark_interrupted(self, answer_ids: list[int]) -> None:
+        if not answer_ids:
+            return
+        async with self._db.writing() as session:
+            await session.execute(
+                update(AnswerRow)
+                .where(AnswerRow.id.in_(answer_ids), AnswerRow.status.in_(UNFINISHED_STATUSES))
+                .values(status=AnswerStatus.INTERRUPTED, error_kind="restart", finished_at=utcnow())
+            )
+
+    async def counts_by_status(self) -> dict[AnswerStatus, int]:
+        async with self._db.reading() as session:
+            rows = await session.execute(
+                select(AnswerRow.status, func.count(AnswerRow.id)).group_by(AnswerRow.status)
+            )
+            counts = dict.fromkeys(AnswerStatus, 0)
+            counts.update({AnswerStatus(status): int(count) for status, count in rows})
+            return counts
+
+    async def for_conversation(self, conversation_id: int) -> list[AnswerRecord]:
+        async with self._db.reading() as session:
+            rows = await session.scalars(
+                select(AnswerRow)
+                .where(AnswerRow.conversation_id == conversation_id)
+                .order_by(AnswerRow.id)
+            )
+            return [AnswerRecord.of(row) for row in rows]
+
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        async with self._db.writing() as session:
+            await session.execute(
+                update(AnswerRow)
+                .where(AnswerRow.chat_id == old_chat_id, AnswerRow.status.in_(UNFINISHED_STATUSES))
+                .values(chat_id=new_chat_id)
+            )
