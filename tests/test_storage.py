@@ -59,7 +59,11 @@ async def test_answer_is_recorded_and_reset_keeps_history(database: Database) ->
 
     stored = await conversations.get(key)
     assert stored is not None
-    assert (stored.upstream_chat_id, stored.title, stored.message_count) == ("380000", "Greetings", 1)
+    assert (stored.upstream_chat_id, stored.title, stored.message_count) == (
+        "380000",
+        "Greetings",
+        1,
+    )
 
     assert await conversations.reset(key)
     fresh = await conversations.get(key)
@@ -78,8 +82,9 @@ async def test_unfinished_answers_are_found_and_marked(database: Database) -> No
     conversations, answers = ConversationStore(database), AnswerStore(database)
     conversation = await conversations.get_or_create(ConversationKey(GROUP))
     ids = [
-        await answers.start(conversation.id, chat_id=GROUP, thread_id=0, user_id=1,
-                            user_message_id=n)
+        await answers.start(
+            conversation.id, chat_id=GROUP, thread_id=0, user_id=1, user_message_id=n
+        )
         for n in range(3)
     ]
     await answers.finish(ids[0], AnswerStatus.DONE, chars=5, bot_message_ids=[100])
@@ -177,7 +182,10 @@ async def test_many_concurrent_writers_never_see_a_locked_database(database_url:
             conversation = await conversations.get_or_create(ConversationKey(chat_id))
             for turn in range(4):
                 answer_id = await answers.start(
-                    conversation.id, chat_id=chat_id, thread_id=0, user_id=chat_id,
+                    conversation.id,
+                    chat_id=chat_id,
+                    thread_id=0,
+                    user_id=chat_id,
                     user_message_id=turn,
                 )
                 await answers.first_text(answer_id, [turn])

@@ -115,7 +115,7 @@ class LoginRow(Base):
 
     __tablename__ = "logins"
     # Ids are never reused, so a stale id can never mark a newer login as working.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     credentials: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -1,0 +1,1 @@
+"""Application services: where the Hailuo client, the storage and the front ends meet."""
