@@ -1,22 +1,113 @@
-"""The Telegram bot process: database ready, then polling until stopped."""
+"""The bot process: wiring, start-up checks, polling, and a graceful shutdown."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
-from bot.config import Settings
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramUnauthorizedError
+from aiogram.types import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
+
+from bot.config import ConfigError, Settings
+from bot.hailuo import HailuoClient
+from bot.services.answering import AnswerService
+from bot.services.factories import hailuo_client
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
+from bot.telegram import texts
+from bot.telegram.bridge import Bridge
+from bot.telegram.middlewares import AccessMiddleware
+from bot.telegram.notifier import TelegramAdminNotifier
+from bot.telegram.pacer import Pacer, PacingLimits
+from bot.telegram.routers import all_routers
+from bot.telegram.session import create_bot
 
 log = logging.getLogger(__name__)
 
 
-async def run(settings: Settings) -> int:
-    database = Database(settings.database_url)
-    try:
-        revision = await ensure_schema(database, auto_migrate=settings.auto_migrate)
+@dataclass
+class BotApp:
+    settings: Settings
+    database: Database
+    pacer: Pacer
+    bot: Bot
+    bridge: Bridge
+    dispatcher: Dispatcher
+
+    @classmethod
+    async def create(cls, settings: Settings) -> BotApp:
+        token = settings.require_bot_token()
+        database = Database(settings.database_url)
+        try:
+            revision = await ensure_schema(database, auto_migrate=settings.auto_migrate)
+        except BaseException:
+            await database.close()
+            raise
         log.info("database ready (%s, schema %s)", database.engine_name, revision)
-        log.error("the Telegram bridge is not built yet")
-        return 1
+        pacer = Pacer(
+            PacingLimits(
+                global_per_second=settings.pacing_global_per_second,
+                chat_interval=settings.pacing_chat_interval,
+                group_per_minute=settings.pacing_group_per_minute,
+            )
+        )
+        bot = create_bot(token, pacer, settings.telegram_api_url)
+        client = hailuo_client(settings)
+        service = AnswerService(database, client, TelegramAdminNotifier(bot, settings.admin_ids))
+        bridge = Bridge(bot, pacer, service, database, settings)
+        dispatcher = Dispatcher(bridge=bridge, hailuo=client)
+        access = AccessMiddleware(
+            settings.allowed_user_ids, settings.allowed_chat_ids, settings.admin_ids
+        )
+        dispatcher.message.outer_middleware(access)
+        dispatcher.callback_query.outer_middleware(access)
+        dispatcher.include_routers(*all_routers())
+        dispatcher.startup.register(cls._on_startup)
+        dispatcher.shutdown.register(cls._on_shutdown)
+        return cls(settings, database, pacer, bot, bridge, dispatcher)
+
+    async def serve(self, *, handle_signals: bool = True) -> None:
+        """Long polling until stopped (SIGINT/SIGTERM or `stop()`)."""
+        try:
+            me = await self.bot.get_me()
+        except TelegramUnauthorizedError:
+            raise ConfigError(
+                "BOT_TOKEN was rejected by Telegram: check it with @BotFather"
+            ) from None
+        log.info("running as @%s", me.username)
+        await self.dispatcher.start_polling(self.bot, handle_signals=handle_signals, app=self)
+
+    async def stop(self) -> None:
+        await self.dispatcher.stop_polling()
+
+    async def close(self) -> None:
+        await self.pacer.close()
+        await self.bot.session.close()
+        await self.database.close()
+
+    @staticmethod
+    async def _on_startup(bot: Bot, bridge: Bridge) -> None:
+        await bot.set_my_commands(
+            [BotCommand(command=c, description=d) for c, d in texts.COMMANDS_PRIVATE.items()],
+            scope=BotCommandScopeAllPrivateChats(),
+        )
+        await bot.set_my_commands(
+            [BotCommand(command=c, description=d) for c, d in texts.COMMANDS_GROUP.items()],
+            scope=BotCommandScopeAllGroupChats(),
+        )
+        await bridge.recover_interrupted()
+
+    @staticmethod
+    async def _on_shutdown(bridge: Bridge, hailuo: HailuoClient) -> None:
+        await bridge.shutdown()
+        await hailuo.close()
+
+
+async def run(settings: Settings) -> int:
+    app = await BotApp.create(settings)
+    try:
+        await app.serve()
     finally:
-        await database.close()
+        await app.close()
+    return 0

@@ -18,15 +18,14 @@ from bot.hailuo import (
     Conversation,
     ConversationStarted,
     Finished,
-    HailuoClient,
     HailuoError,
-    HailuoTimeouts,
     InvalidAuthState,
     SignatureRejected,
     TextDelta,
     TitleGenerated,
 )
 from bot.logs import register_secret, setup_logging
+from bot.services.factories import hailuo_client
 from bot.services.logins import ActiveLogin, LoginService
 from bot.storage.conversations import ConversationKey, ConversationStore
 from bot.storage.database import Database
@@ -180,19 +179,6 @@ def _read_auth_file(path: Path) -> AuthState:
         raise CommandError(f"{path} is not a usable auth file: {exc}", EXIT_USAGE) from None
     register_secret(auth.token)
     return auth
-
-
-def hailuo_client(settings: Settings) -> HailuoClient:
-    return HailuoClient(
-        settings.hailuo_base_url,
-        proxy=settings.hailuo_proxy,
-        timeouts=HailuoTimeouts(
-            connect=settings.hailuo_connect_timeout,
-            first_event=settings.hailuo_first_event_timeout,
-            idle=settings.hailuo_idle_timeout,
-            total=settings.hailuo_total_timeout,
-        ),
-    )
 
 
 async def _stream_to_terminal(

@@ -38,9 +38,19 @@ class Settings(BaseSettings):
     hailuo_idle_timeout: float = Field(default=60.0, gt=0)
     hailuo_total_timeout: float = Field(default=600.0, gt=0)
 
+    allowed_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    allowed_chat_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    questions_per_minute: int = Field(default=10, ge=1)
+    max_input_chars: int = Field(default=4000, ge=1)
+    shutdown_grace: float = Field(default=10.0, ge=0)
+
+    pacing_global_per_second: float = Field(default=27.0, gt=0, le=30)
+    pacing_chat_interval: float = Field(default=1.0, gt=0)
+    pacing_group_per_minute: float = Field(default=19.0, gt=0, le=20)
+
     log_level: LogLevel = "INFO"
 
-    @field_validator("admin_ids", mode="before")
+    @field_validator("admin_ids", "allowed_user_ids", "allowed_chat_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
@@ -48,7 +58,7 @@ class Settings(BaseSettings):
             try:
                 return frozenset(int(part) for part in parts if part)
             except ValueError:
-                raise ValueError("must be comma-separated numeric Telegram user ids") from None
+                raise ValueError("must be comma-separated numeric Telegram ids") from None
         return value
 
     @field_validator("log_level", mode="before")

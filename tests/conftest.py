@@ -17,6 +17,7 @@ from bot.hailuo import AuthState, HailuoClient, HailuoTimeouts
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
 from tests.standins.hailuo import CHAT_PATH, HailuoStandIn
+from tests.standins.telegram import TelegramStandIn
 
 TEST_TIMESTAMP = 1_732_000_000_000
 
@@ -120,3 +121,11 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     await ensure_schema(db, auto_migrate=True)
     yield db
     await db.close()
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[TelegramStandIn]:
+    standin = TelegramStandIn("123456:TEST-bot-token-secret")
+    await standin.start()
+    yield standin
+    await standin.stop()

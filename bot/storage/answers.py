@@ -8,7 +8,13 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 
 from bot.storage.database import Database
-from bot.storage.models import UNFINISHED_STATUSES, AnswerRow, AnswerStatus, utcnow
+from bot.storage.models import (
+    UNFINISHED_STATUSES,
+    AnswerRow,
+    AnswerStatus,
+    ConversationRow,
+    utcnow,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,16 @@ class AnswerRecord:
             first_text_at=row.first_text_at,
             finished_at=row.finished_at,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationUpdate:
+    """What an answer taught us about its conversation, saved with the answer's final state."""
+
+    conversation_id: int
+    upstream_chat_id: str
+    token_fingerprint: str
+    title: str | None = None
 
 
 FINAL_STATUSES = frozenset(AnswerStatus) - frozenset(UNFINISHED_STATUSES)
@@ -104,10 +120,26 @@ class AnswerStore:
         bot_message_ids: list[int],
         error_kind: str | None = None,
         error_text: str | None = None,
+        conversation: ConversationUpdate | None = None,
     ) -> None:
+        """The answer's last write; the conversation it continued is updated in the same one."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status} is not a final status")
         async with self._db.writing() as session:
+            if conversation is not None:
+                values: dict[str, object] = {
+                    "upstream_chat_id": conversation.upstream_chat_id,
+                    "token_fingerprint": conversation.token_fingerprint,
+                    "message_count": ConversationRow.message_count + 1,
+                    "updated_at": utcnow(),
+                }
+                if conversation.title:
+                    values["title"] = conversation.title[:256]
+                await session.execute(
+                    update(ConversationRow)
+                    .where(ConversationRow.id == conversation.conversation_id)
+                    .values(values)
+                )
             await session.execute(
                 update(AnswerRow)
                 .where(AnswerRow.id == answer_id)

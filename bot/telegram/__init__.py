@@ -1,0 +1,1 @@
+"""The Telegram front end (aiogram). It knows nothing of SSE or signatures."""

@@ -1,0 +1,181 @@
+"""What the handlers call: turns a Telegram message into a question and shows the answer."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import limits
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import Message, ReplyParameters
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from bot.config import Settings
+from bot.services.answering import AnswerService, Outcome, Question
+from bot.storage.answers import AnswerStore
+from bot.storage.chat_settings import ChatSettingsStore
+from bot.storage.conversations import ConversationKey, ConversationStore
+from bot.storage.database import Database
+from bot.storage.models import NO_TOPIC, SHARED, AnswerStatus, ContextMode
+from bot.telegram import texts
+from bot.telegram.pacer import Pacer
+from bot.telegram.streaming import Place, TelegramAnswer, note_text
+
+log = logging.getLogger(__name__)
+
+
+def topic_of(message: Message) -> int | None:
+    """The forum (or private-chat) topic a message belongs to; None outside topics."""
+    return message.message_thread_id if message.is_topic_message else None
+
+
+class Bridge:
+    def __init__(
+        self,
+        bot: Bot,
+        pacer: Pacer,
+        service: AnswerService,
+        database: Database,
+        settings: Settings,
+    ) -> None:
+        self.bot = bot
+        self.pacer = pacer
+        self.service = service
+        self.settings = settings
+        self.conversations = ConversationStore(database)
+        self.answers = AnswerStore(database)
+        self.chat_settings = ChatSettingsStore(database)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._per_user = limits.RateLimitItemPerMinute(settings.questions_per_minute)
+
+    # --- questions -----------------------------------------------------------------------------
+
+    async def key_for(self, message: Message) -> ConversationKey:
+        thread = topic_of(message) or NO_TOPIC
+        user = SHARED
+        if message.chat.type != "private" and message.from_user is not None:
+            mode = (await self.chat_settings.get(message.chat.id)).context_mode
+            if mode is ContextMode.PERSONAL:
+                user = message.from_user.id
+        return ConversationKey(message.chat.id, thread, user)
+
+    async def ask(self, message: Message, text: str) -> Outcome | None:
+        """Answer `text` (already stripped of commands and mentions) in the message's chat."""
+        text = text.strip()
+        user = message.from_user
+        if user is None:
+            return None
+        if len(text) > self.settings.max_input_chars:
+            await self.reply(
+                message,
+                texts.TOO_LONG.format(length=len(text), limit=self.settings.max_input_chars),
+            )
+            return None
+        if not await self._limiter.hit(self._per_user, str(user.id)):
+            await self.reply(message, texts.RATE_LIMITED)
+            return None
+        key = await self.key_for(message)
+        private = message.chat.type == "private"
+        if not private and key.user_id == SHARED:
+            text = f"{user.full_name}: {text}"
+        question = Question(
+            key=key,
+            text=text,
+            chat_id=message.chat.id,
+            thread_id=topic_of(message) or NO_TOPIC,
+            user_id=user.id,
+            message_id=message.message_id,
+        )
+        place = Place(
+            chat_id=message.chat.id,
+            thread_id=topic_of(message),
+            reply_to=None if private else message.message_id,
+            private=private,
+        )
+
+        def make_output(answer_id: int) -> TelegramAnswer:
+            async def remember_message(message_id: int) -> None:
+                await self.answers.first_text(answer_id, [message_id])
+
+            return TelegramAnswer(
+                self.bot, self.pacer, place, answer_id, on_first_message=remember_message
+            )
+
+        async def queued(position: int) -> None:
+            await self.reply(message, texts.QUEUED.format(position=position))
+
+        outcome = await self.service.answer(question, make_output, queued)
+        if outcome is None:
+            refusal = Outcome(AnswerStatus.FAILED, self.service.refusal())
+            await self.reply(message, note_text(refusal))
+        return outcome
+
+    async def reply(self, message: Message, text: str) -> None:
+        """A short notice in the message's chat and topic; failures are logged, not raised."""
+        try:
+            await self.bot.send_message(
+                chat_id=message.chat.id,
+                message_thread_id=topic_of(message),
+                text=text,
+                reply_parameters=ReplyParameters(
+                    message_id=message.message_id, allow_sending_without_reply=True
+                ),
+            )
+        except TelegramAPIError as exc:
+            log.warning("could not reply in chat %s: %s", message.chat.id, exc)
+
+    # --- chat lifecycle ------------------------------------------------------------------------
+
+    async def migrate(self, old_chat_id: int, new_chat_id: int) -> None:
+        moved = await self.conversations.move_chat(old_chat_id, new_chat_id)
+        await self.answers.move_chat(old_chat_id, new_chat_id)
+        if moved:
+            log.info(
+                "group %s became supergroup %s; %d conversation(s) moved",
+                old_chat_id,
+                new_chat_id,
+                moved,
+            )
+
+    async def is_chat_admin(self, chat_id: int, user_id: int) -> bool:
+        try:
+            member = await self.bot.get_chat_member(chat_id=chat_id, user_id=user_id)
+        except TelegramAPIError:
+            return False
+        return member.status in ("creator", "administrator")
+
+    async def recover_interrupted(self) -> int:
+        """Answers a crash left half-streamed: say so in Telegram and close them."""
+        leftovers = await self.answers.unfinished()
+        for answer in leftovers:
+            target = (
+                answer.bot_message_ids[-1] if answer.bot_message_ids else answer.user_message_id
+            )
+            with contextlib.suppress(TelegramAPIError):
+                if answer.bot_message_ids:
+                    # Drop the Stop button from the frozen message.
+                    await self.bot.edit_message_reply_markup(
+                        chat_id=answer.chat_id, message_id=answer.bot_message_ids[-1]
+                    )
+            try:
+                await self.bot.send_message(
+                    chat_id=answer.chat_id,
+                    message_thread_id=answer.thread_id or None,
+                    text=texts.NOTE_RESTART,
+                    reply_parameters=ReplyParameters(
+                        message_id=target, allow_sending_without_reply=True
+                    )
+                    if target
+                    else None,
+                )
+            except TelegramAPIError as exc:
+                log.warning("could not mark answer %s as interrupted: %s", answer.id, exc)
+        await self.answers.mark_interrupted([answer.id for answer in leftovers])
+        if leftovers:
+            log.info("marked %d answer(s) interrupted by the last shutdown", len(leftovers))
+        return len(leftovers)
+
+    async def shutdown(self) -> None:
+        await self.service.shutdown(self.settings.shutdown_grace)

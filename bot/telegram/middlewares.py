@@ -1,0 +1,41 @@
+"""Access control: with ALLOWED_USER_IDS / ALLOWED_CHAT_IDS set, everyone else is turned away."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject
+
+from bot.telegram import texts
+
+
+class AccessMiddleware(BaseMiddleware):
+    def __init__(self, users: frozenset[int], chats: frozenset[int], admins: frozenset[int]):
+        self._users = users | admins
+        self._chats = chats
+        self._open = not users and not chats
+
+    def allowed(self, user_id: int | None, chat_id: int | None) -> bool:
+        return (
+            self._open
+            or (user_id is not None and user_id in self._users)
+            or (chat_id is not None and chat_id in self._chats)
+        )
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user = data.get("event_from_user")
+        chat = data.get("event_chat")
+        if self.allowed(user.id if user else None, chat.id if chat else None):
+            return await handler(event, data)
+        if (isinstance(event, Message) and event.chat.type == "private") or isinstance(
+            event, CallbackQuery
+        ):
+            await event.answer(texts.NOT_ALLOWED)
+        return None

@@ -1,0 +1,213 @@
+"""One scheduler for every call that puts text in a chat, keeping the bot within Telegram's limits.
+
+Limits (Telegram's bot FAQ): about one message per second per chat, twenty per minute per group,
+thirty per second for the whole bot. A stream asks for a permit *before* it picks the text to send,
+so the text it sends is the newest one (frames coalesce while it waits). Permits go to the most
+urgent waiter first — a new answer's first frame and final messages before intermediate frames —
+and, within a class, to whoever has waited longest, which makes streams take turns.
+
+Per-chat spacing is measured from the end of the previous call, so network delays can never
+squeeze two calls to one chat closer together than the interval on Telegram's side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import enum
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+# The chat whose permit the current task holds, so the request middleware does not ask twice.
+held_permit: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "held_permit", default=None
+)
+
+
+class Priority(enum.IntEnum):
+    URGENT = 0  # first frame of an answer, final messages, replies to commands
+    FRAME = 1  # intermediate streaming frames: coalesced, may wait
+
+
+@dataclass(frozen=True, slots=True)
+class PacingLimits:
+    global_per_second: float = 27.0
+    chat_interval: float = 1.0
+    group_per_minute: float = 19.0
+
+
+@dataclass
+class _ChatState:
+    is_group: bool
+    next_free: float = 0.0
+    busy: bool = False
+    group_stamps: deque[float] = field(default_factory=deque)
+
+
+@dataclass(eq=False)
+class _Waiter:
+    chat_id: int
+    priority: Priority
+    seq: int
+    future: asyncio.Future[None]
+
+
+class Pacer:
+    def __init__(
+        self, limits: PacingLimits | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limits = limits or PacingLimits()
+        self._clock = clock
+        self._chats: dict[int, _ChatState] = {}
+        self._queues: tuple[dict[int, _Waiter], ...] = tuple({} for _ in Priority)
+        self._global_stamps: deque[float] = deque()
+        self._seq = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.granted = 0
+        self.penalties = 0
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(queue) for queue in self._queues)
+
+    async def acquire(self, chat_id: int, priority: Priority = Priority.URGENT) -> None:
+        """Wait for a permit to update `chat_id`; follow with `release` when the call is done."""
+        self._ensure_running()
+        waiter = _Waiter(
+            chat_id, priority, next(self._seq), asyncio.get_running_loop().create_future()
+        )
+        self._queues[priority][waiter.seq] = waiter
+        self._wakeup.set()
+        try:
+            await waiter.future
+        except asyncio.CancelledError:
+            self._queues[priority].pop(waiter.seq, None)
+            if waiter.future.done() and not waiter.future.cancelled():
+                self.release(chat_id)  # granted just as we were cancelled: hand it back
+            raise
+
+    @asynccontextmanager
+    async def permit(self, chat_id: int, priority: Priority) -> AsyncIterator[None]:
+        await self.acquire(chat_id, priority)
+        token = held_permit.set(chat_id)
+        try:
+            yield
+        finally:
+            held_permit.reset(token)
+            self.release(chat_id)
+
+    def release(self, chat_id: int) -> None:
+        state = self._chats.get(chat_id)
+        if state is None:
+            return
+        state.busy = False
+        state.next_free = max(state.next_free, self._clock() + self.limits.chat_interval)
+        self._wakeup.set()
+
+    def penalize(self, chat_id: int, retry_after: float) -> None:
+        """Telegram said 429 for this chat: nothing goes to it until retry_after has passed."""
+        self.penalties += 1
+        state = self._state(chat_id)
+        state.next_free = max(state.next_free, self._clock() + retry_after)
+        log.warning("Telegram asked to wait %.0f s before writing to chat %s", retry_after, chat_id)
+        self._wakeup.set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def _state(self, chat_id: int) -> _ChatState:
+        state = self._chats.get(chat_id)
+        if state is None:
+            state = self._chats[chat_id] = _ChatState(is_group=chat_id < 0)
+        return state
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="pacer")
+
+    def _chat_ready_at(self, state: _ChatState, now: float) -> float:
+        if state.busy:
+            return float("inf")
+        ready = state.next_free
+        if state.is_group:
+            window = 60.0
+            stamps = state.group_stamps
+            while stamps and stamps[0] <= now - window:
+                stamps.popleft()
+            if len(stamps) >= self.limits.group_per_minute:
+                ready = max(ready, stamps[0] + window)
+            if stamps:
+                ready = max(ready, stamps[-1] + window / self.limits.group_per_minute)
+        return ready
+
+    def _global_ready_at(self, now: float) -> float:
+        stamps = self._global_stamps
+        while stamps and stamps[0] <= now - 1.0:
+            stamps.popleft()
+        ready = now
+        if len(stamps) >= self.limits.global_per_second:
+            ready = stamps[0] + 1.0
+        if stamps:
+            ready = max(ready, stamps[-1] + 1.0 / self.limits.global_per_second)
+        return ready
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            delay = self._grant_what_we_can()
+            if delay is None:
+                await self._wakeup.wait()
+                continue
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                pass
+
+    def _grant_what_we_can(self) -> float | None:
+        """Grant permits now; return how long until the next may be possible (None: no waiters)."""
+        while True:
+            now = self._clock()
+            global_ready = self._global_ready_at(now)
+            earliest_chat = float("inf")
+            chosen: _Waiter | None = None
+            for queue in self._queues:
+                for seq, waiter in list(queue.items()):
+                    if waiter.future.done():
+                        del queue[seq]
+                        continue
+                    ready = self._chat_ready_at(self._state(waiter.chat_id), now)
+                    if ready <= now:
+                        chosen = waiter
+                        break
+                    earliest_chat = min(earliest_chat, ready)
+                if chosen is not None:
+                    break
+            if chosen is None:
+                if earliest_chat == float("inf"):
+                    return None if not self.waiting else 60.0
+                return max(0.0, earliest_chat - now)
+            if global_ready > now:
+                return max(0.0, global_ready - now)
+            self._grant(chosen, now)
+
+    def _grant(self, waiter: _Waiter, now: float) -> None:
+        del self._queues[waiter.priority][waiter.seq]
+        state = self._state(waiter.chat_id)
+        state.busy = True
+        if state.is_group:
+            state.group_stamps.append(now)
+        self._global_stamps.append(now)
+        self.granted += 1
+        waiter.future.set_result(None)

@@ -1,0 +1,33 @@
+"""Stop requests: the draft's stop button (private chats) and the inline Stop button (groups)."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.types import CallbackQuery, MessageGenerationStopped
+
+from bot.telegram import texts
+from bot.telegram.bridge import Bridge
+
+router = Router(name="stopping")
+
+
+@router.stopped_message_generation()
+async def draft_stopped(event: MessageGenerationStopped, bridge: Bridge) -> None:
+    running = bridge.service.running.get(event.draft_id)
+    if running is not None and running.question.chat_id == event.chat.id:
+        running.stop()
+
+
+@router.callback_query(F.data.startswith("stop:"))
+async def stop_button(query: CallbackQuery, bridge: Bridge) -> None:
+    answer_id = int((query.data or "stop:0").partition(":")[2] or 0)
+    running = bridge.service.running.get(answer_id)
+    if running is None:
+        await query.answer(texts.STOP_GONE)
+        return
+    asker = running.question.user_id == query.from_user.id
+    if not asker and not await bridge.is_chat_admin(running.question.chat_id, query.from_user.id):
+        await query.answer(texts.STOP_NOT_YOURS, show_alert=True)
+        return
+    running.stop()
+    await query.answer(texts.STOP_DONE)
