@@ -56,6 +56,7 @@ class BotApp:
         client = hailuo_client(settings)
         service = AnswerService(database, client, TelegramAdminNotifier(bot, settings.admin_ids))
         bridge = Bridge(bot, pacer, service, database, settings)
+        await bridge.load()
         dispatcher = Dispatcher(bridge=bridge, hailuo=client)
         access = AccessMiddleware(
             settings.allowed_user_ids, settings.allowed_chat_ids, settings.admin_ids
@@ -70,7 +71,7 @@ class BotApp:
     async def serve(self, *, handle_signals: bool = True) -> None:
         """Long polling until stopped (SIGINT/SIGTERM or `stop()`)."""
         try:
-            me = await self.bot.get_me()
+            me = await self.bot.me()  # cached: filters then never wait for it
         except TelegramUnauthorizedError:
             raise ConfigError(
                 "BOT_TOKEN was rejected by Telegram: check it with @BotFather"

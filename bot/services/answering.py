@@ -179,6 +179,11 @@ class AnswerService:
             output = make_output(answer_id)
             return await self._run(question, record, login, answer_id, output)
 
+    async def reset(self, key: ConversationKey, order: int) -> bool:
+        """Start a fresh conversation, in turn with the questions around it."""
+        async with self._queue.turn(key, order):
+            return await self._conversations.reset(key)
+
     def refusal(self) -> Note:
         """Why `answer` returned None."""
         return Note.RESTART if self._closing else Note.NO_LOGIN

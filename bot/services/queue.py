@@ -31,8 +31,12 @@ class ConversationQueue:
         key: Hashable,
         order: int,
         on_queued: Callable[[int], Awaitable[None]] | None = None,
+        notice_after: float = 1.0,
     ) -> AsyncIterator[None]:
-        """Hold the conversation; while another answer runs, wait (ordered by `order`)."""
+        """Hold the conversation; while another answer runs, wait (ordered by `order`).
+
+        `on_queued(position)` is called if the wait lasts longer than `notice_after` seconds, so
+        a question sent just as the previous answer is being saved gets no needless notice."""
         slot = self._slots.setdefault(key, _Slot())
         if slot.busy or slot.waiters:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -40,8 +44,10 @@ class ConversationQueue:
             heapq.heappush(slot.waiters, entry)
             try:
                 if on_queued is not None:
-                    ahead = 1 + sum(1 for waiter in slot.waiters if waiter < entry)
-                    await on_queued(ahead)
+                    done, _ = await asyncio.wait({future}, timeout=notice_after)
+                    if not done:
+                        ahead = 1 + sum(1 for waiter in slot.waiters if waiter < entry)
+                        await on_queued(ahead)
                 await future
             except BaseException:
                 if future.done() and not future.cancelled():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from bot.storage.database import Database
 from bot.storage.models import ChatSettingsRow, ContextMode, utcnow
 
@@ -24,6 +26,11 @@ class ChatSettingsStore:
             if row is None:
                 return ChatSettings(chat_id)
             return ChatSettings(chat_id, ContextMode(row.context_mode))
+
+    async def all(self) -> list[ChatSettings]:
+        async with self._db.reading() as session:
+            rows = await session.scalars(select(ChatSettingsRow))
+            return [ChatSettings(row.chat_id, ContextMode(row.context_mode)) for row in rows]
 
     async def set_context_mode(self, chat_id: int, mode: ContextMode) -> None:
         async with self._db.writing() as session:

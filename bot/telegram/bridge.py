@@ -9,8 +9,8 @@ import limits
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Message, ReplyParameters
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from bot.config import Settings
 from bot.services.answering import AnswerService, Outcome, Question
@@ -32,6 +32,10 @@ def topic_of(message: Message) -> int | None:
 
 
 class Bridge:
+    """Handlers call this. Nothing between an update's arrival and `service.answer` suspends
+    (chat settings are cached, the rate limiter is synchronous), so questions reach their
+    conversation's queue in the order Telegram delivered them."""
+
     def __init__(
         self,
         bot: Bot,
@@ -49,16 +53,30 @@ class Bridge:
         self.chat_settings = ChatSettingsStore(database)
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._per_user = limits.RateLimitItemPerMinute(settings.questions_per_minute)
+        self._modes: dict[int, ContextMode] = {}
+
+    async def load(self) -> None:
+        """Cache the chat settings that differ from the defaults."""
+        self._modes = {item.chat_id: item.context_mode for item in await self.chat_settings.all()}
+
+    def context_mode(self, chat_id: int) -> ContextMode:
+        return self._modes.get(chat_id, ContextMode.SHARED)
+
+    async def set_context_mode(self, chat_id: int, mode: ContextMode) -> None:
+        await self.chat_settings.set_context_mode(chat_id, mode)
+        self._modes[chat_id] = mode
 
     # --- questions -----------------------------------------------------------------------------
 
-    async def key_for(self, message: Message) -> ConversationKey:
+    def key_for(self, message: Message) -> ConversationKey:
         thread = topic_of(message) or NO_TOPIC
         user = SHARED
-        if message.chat.type != "private" and message.from_user is not None:
-            mode = (await self.chat_settings.get(message.chat.id)).context_mode
-            if mode is ContextMode.PERSONAL:
-                user = message.from_user.id
+        if (
+            message.chat.type != "private"
+            and message.from_user is not None
+            and self.context_mode(message.chat.id) is ContextMode.PERSONAL
+        ):
+            user = message.from_user.id
         return ConversationKey(message.chat.id, thread, user)
 
     async def ask(self, message: Message, text: str) -> Outcome | None:
@@ -73,10 +91,10 @@ class Bridge:
                 texts.TOO_LONG.format(length=len(text), limit=self.settings.max_input_chars),
             )
             return None
-        if not await self._limiter.hit(self._per_user, str(user.id)):
+        if not self._limiter.hit(self._per_user, str(user.id)):
             await self.reply(message, texts.RATE_LIMITED)
             return None
-        key = await self.key_for(message)
+        key = self.key_for(message)
         private = message.chat.type == "private"
         if not private and key.user_id == SHARED:
             text = f"{user.full_name}: {text}"
@@ -130,6 +148,8 @@ class Bridge:
 
     async def migrate(self, old_chat_id: int, new_chat_id: int) -> None:
         moved = await self.conversations.move_chat(old_chat_id, new_chat_id)
+        if old_chat_id in self._modes:
+            self._modes.setdefault(new_chat_id, self._modes.pop(old_chat_id))
         await self.answers.move_chat(old_chat_id, new_chat_id)
         if moved:
             log.info(

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.filters import BaseFilter
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 
 
 class AddressedToBot(BaseFilter):
@@ -59,3 +59,45 @@ def _without_mention(message: Message, text: str, username: str | None) -> str:
     for start, end in sorted(_mention_entities(message, username), reverse=True):
         text = text[:start] + text[end:]
     return " ".join(text.split(" ")).strip()
+
+
+# aiogram runs plain callables (magic F filters included) in a worker thread. These small async
+# filters avoid that hop on every update and keep each chat's updates in arrival order.
+
+
+class ChatTypes(BaseFilter):
+    def __init__(self, *types: str) -> None:
+        self.types = frozenset(types)
+
+    async def __call__(self, message: Message) -> bool:
+        return message.chat.type in self.types
+
+
+class HasField(BaseFilter):
+    """The message carries `field` (e.g. `migrate_to_chat_id`)."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    async def __call__(self, message: Message) -> bool:
+        return getattr(message, self.field, None) is not None
+
+
+class HasText(BaseFilter):
+    """Text or a caption: captions count as questions too."""
+
+    async def __call__(self, message: Message) -> bool:
+        return bool(message.text or message.caption)
+
+
+class SlashCommand(BaseFilter):
+    async def __call__(self, message: Message) -> bool:
+        return bool(message.text and message.text.startswith("/"))
+
+
+class CallbackPrefix(BaseFilter):
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    async def __call__(self, query: CallbackQuery) -> bool:
+        return bool(query.data and query.data.startswith(self.prefix))

@@ -1,4 +1,6 @@
-"""One router per feature; order matters: commands and stops before the catch-all questions."""
+"""One router per feature, built afresh for each Dispatcher.
+
+Order matters: chat lifecycle, stops and commands come before the catch-all questions."""
 
 from aiogram import Router
 
@@ -7,9 +9,9 @@ from bot.telegram.routers import conversation, guide, membership, questions, sto
 
 def all_routers() -> list[Router]:
     return [
-        membership.router,
-        stopping.router,
-        guide.router,
-        conversation.router,
-        questions.router,
+        membership.create_router(),
+        stopping.create_router(),
+        guide.create_router(),
+        conversation.create_router(),
+        questions.create_router(),
     ]

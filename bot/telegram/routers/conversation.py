@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.storage.models import ContextMode
 from bot.telegram import texts
 from bot.telegram.bridge import Bridge, topic_of
+from bot.telegram.filters import ChatTypes
 
-router = Router(name="conversation")
 
-
-@router.message(Command("new"))
 async def new_conversation(message: Message, bridge: Bridge) -> None:
-    key = await bridge.key_for(message)
-    reset = await bridge.conversations.reset(key)
+    key = bridge.key_for(message)
+    reset = await bridge.service.reset(key, message.message_id)
     await bridge.reply(message, texts.NEW_CONVERSATION if reset else texts.NOTHING_TO_RESET)
 
 
-@router.message(Command("title"))
 async def title(message: Message, bridge: Bridge) -> None:
-    record = await bridge.conversations.get(await bridge.key_for(message))
+    record = await bridge.conversations.get(bridge.key_for(message))
     if record is None or not record.title:
         await bridge.reply(message, texts.NO_TITLE)
     else:
         await bridge.reply(message, texts.TITLE.format(title=record.title))
 
 
-@router.message(Command("stop"))
 async def stop(message: Message, bridge: Bridge) -> None:
     user_id = message.from_user.id if message.from_user else None
     running = bridge.service.find(message.chat.id, topic_of(message) or 0, user_id)
@@ -39,9 +35,8 @@ async def stop(message: Message, bridge: Bridge) -> None:
         await bridge.reply(message, texts.NOTHING_TO_STOP)
 
 
-@router.message(Command("context"), F.chat.type.in_({"group", "supergroup"}))
 async def context_mode(message: Message, command: CommandObject, bridge: Bridge) -> None:
-    current = (await bridge.chat_settings.get(message.chat.id)).context_mode
+    current = bridge.context_mode(message.chat.id)
     wanted = (command.args or "").strip().lower()
     if wanted not in {mode.value for mode in ContextMode}:
         await bridge.reply(message, texts.CONTEXT_USAGE.format(mode=current.value))
@@ -51,10 +46,19 @@ async def context_mode(message: Message, command: CommandObject, bridge: Bridge)
     if not anonymous_admin and not await bridge.is_chat_admin(message.chat.id, user_id):
         await bridge.reply(message, texts.CONTEXT_ADMINS_ONLY)
         return
-    await bridge.chat_settings.set_context_mode(message.chat.id, ContextMode(wanted))
+    await bridge.set_context_mode(message.chat.id, ContextMode(wanted))
     await bridge.reply(message, texts.CONTEXT_SET.format(mode=wanted))
 
 
-@router.message(Command("context"))
 async def context_outside_groups(message: Message, bridge: Bridge) -> None:
     await bridge.reply(message, texts.CONTEXT_GROUPS_ONLY)
+
+
+def create_router() -> Router:
+    router = Router(name="conversation")
+    router.message.register(new_conversation, Command("new"))
+    router.message.register(title, Command("title"))
+    router.message.register(stop, Command("stop"))
+    router.message.register(context_mode, Command("context"), ChatTypes("group", "supergroup"))
+    router.message.register(context_outside_groups, Command("context"))
+    return router

@@ -9,15 +9,18 @@ from aiogram.types import Message
 from bot.telegram import texts
 from bot.telegram.bridge import Bridge
 
-router = Router(name="guide")
 
-
-@router.message(CommandStart())
 async def start(message: Message, bridge: Bridge) -> None:
     await bridge.reply(message, texts.START)
 
 
-@router.message(Command("help"))
 async def help_(message: Message, bridge: Bridge, bot: Bot) -> None:
     me = await bot.me()
     await bridge.reply(message, texts.HELP.format(mention=f"@{me.username}"))
+
+
+def create_router() -> Router:
+    router = Router(name="guide")
+    router.message.register(start, CommandStart())
+    router.message.register(help_, Command("help"))
+    return router

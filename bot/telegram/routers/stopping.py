@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.types import CallbackQuery, MessageGenerationStopped
 
 from bot.telegram import texts
 from bot.telegram.bridge import Bridge
+from bot.telegram.filters import CallbackPrefix
 
-router = Router(name="stopping")
 
-
-@router.stopped_message_generation()
 async def draft_stopped(event: MessageGenerationStopped, bridge: Bridge) -> None:
     running = bridge.service.running.get(event.draft_id)
     if running is not None and running.question.chat_id == event.chat.id:
         running.stop()
 
 
-@router.callback_query(F.data.startswith("stop:"))
 async def stop_button(query: CallbackQuery, bridge: Bridge) -> None:
     answer_id = int((query.data or "stop:0").partition(":")[2] or 0)
     running = bridge.service.running.get(answer_id)
@@ -31,3 +28,10 @@ async def stop_button(query: CallbackQuery, bridge: Bridge) -> None:
         return
     running.stop()
     await query.answer(texts.STOP_DONE)
+
+
+def create_router() -> Router:
+    router = Router(name="stopping")
+    router.stopped_message_generation.register(draft_stopped)
+    router.callback_query.register(stop_button, CallbackPrefix("stop:"))
+    return router
