@@ -62,7 +62,7 @@ async def running_bridge(
     if login:
         await store_login(database_url, auth)
     config = Settings(
-        bot_token=BOT_TOKEN,  # type: ignore[arg-type]
+        bot_token=BOT_TOKEN,
         database_url=database_url,
         telegram_api_url=telegram.base_url,
         hailuo_base_url=hailuo.base_url,

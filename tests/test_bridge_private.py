@@ -167,9 +167,7 @@ async def test_access_list_turns_strangers_away(
 ) -> None:
     telegram.add_private_chat(USER, "Alice")
     telegram.add_private_chat(777, "Mallory")
-    async with running_bridge(
-        tmp_path, telegram, hailuo, allowed_user_ids=frozenset({USER})
-    ):
+    async with running_bridge(tmp_path, telegram, hailuo, allowed_user_ids=frozenset({USER})):
         await telegram.send_text(777, 777, "let me in")
         await telegram.send_text(USER, USER, "hello")
         await telegram.wait_for(lambda: telegram.bot_messages(USER), what="Alice's answer")

@@ -63,6 +63,13 @@ class Outcome:
     retry_after: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The question was not sent upstream at all (no usable login, shutting down)."""
+
+    note: Note
+
+
 class AnswerOutput(Protocol):
     """Where an answer is shown while it grows."""
 
@@ -157,16 +164,19 @@ class AnswerService:
         question: Question,
         make_output: Callable[[int], AnswerOutput],
         on_queued: Callable[[int], Awaitable[None]] | None = None,
-    ) -> Outcome | None:
-        """Answer in order within the conversation. Returns None when refused before starting
-        (no login, shutting down): the caller tells the user via `refusal`."""
+    ) -> Outcome | Refusal:
+        """Answer in order within the conversation, or say why the question was not sent."""
         async with self._queue.turn(question.key, question.message_id, on_queued):
             if self._closing:
-                return None
+                return Refusal(Note.RESTART)
             login = await self._logins.current()
-            if login is None or login.record.invalid_at is not None:
-                await self._report_login_problem(login)
-                return None
+            if login is None:
+                if not self._no_login_reported:
+                    self._no_login_reported = True
+                    await self._notifier.login_problem(Note.NO_LOGIN, None)
+                return Refusal(Note.NO_LOGIN)
+            if login.record.invalid_at is not None:
+                return Refusal(Note.LOGIN_EXPIRED)  # admins were told when it was rejected
             self._no_login_reported = False
             record = await self._conversations.get_or_create(question.key)
             answer_id = await self._answers.start(
@@ -183,10 +193,6 @@ class AnswerService:
         """Start a fresh conversation, in turn with the questions around it."""
         async with self._queue.turn(key, order):
             return await self._conversations.reset(key)
-
-    def refusal(self) -> Note:
-        """Why `answer` returned None."""
-        return Note.RESTART if self._closing else Note.NO_LOGIN
 
     async def _run(
         self,
@@ -325,11 +331,6 @@ class AnswerService:
             progress.text = exc.partial_text
         if progress.conversation is None and exc.conversation is not None:
             progress.conversation = exc.conversation
-
-    async def _report_login_problem(self, login: ActiveLogin | None) -> None:
-        if login is None and not self._no_login_reported:
-            self._no_login_reported = True
-            await self._notifier.login_problem(Note.NO_LOGIN, None)
 
     # --- stopping -------------------------------------------------------------------------------
 

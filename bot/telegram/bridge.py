@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
 import limits
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import AiogramError, TelegramAPIError
 from aiogram.types import Message, ReplyParameters
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from bot.config import Settings
-from bot.services.answering import AnswerService, Outcome, Question
+from bot.services.answering import AnswerService, Outcome, Question, Refusal
 from bot.storage.answers import AnswerStore
 from bot.storage.chat_settings import ChatSettingsStore
 from bot.storage.conversations import ConversationKey, ConversationStore
@@ -54,6 +55,7 @@ class Bridge:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._per_user = limits.RateLimitItemPerMinute(settings.questions_per_minute)
         self._modes: dict[int, ContextMode] = {}
+        self._migrations: dict[int, asyncio.Event] = {}
 
     async def load(self) -> None:
         """Cache the chat settings that differ from the defaults."""
@@ -79,7 +81,7 @@ class Bridge:
             user = message.from_user.id
         return ConversationKey(message.chat.id, thread, user)
 
-    async def ask(self, message: Message, text: str) -> Outcome | None:
+    async def ask(self, message: Message, text: str) -> Outcome | Refusal | None:
         """Answer `text` (already stripped of commands and mentions) in the message's chat."""
         text = text.strip()
         user = message.from_user
@@ -94,6 +96,8 @@ class Bridge:
         if not self._limiter.hit(self._per_user, str(user.id)):
             await self.reply(message, texts.RATE_LIMITED)
             return None
+        if (migration := self._migrations.get(message.chat.id)) is not None:
+            await migration.wait()  # the group's conversations are on their way to this chat
         key = self.key_for(message)
         private = message.chat.type == "private"
         if not private and key.user_id == SHARED:
@@ -125,9 +129,8 @@ class Bridge:
             await self.reply(message, texts.QUEUED.format(position=position))
 
         outcome = await self.service.answer(question, make_output, queued)
-        if outcome is None:
-            refusal = Outcome(AnswerStatus.FAILED, self.service.refusal())
-            await self.reply(message, note_text(refusal))
+        if isinstance(outcome, Refusal):
+            await self.reply(message, note_text(Outcome(AnswerStatus.FAILED, outcome.note)))
         return outcome
 
     async def reply(self, message: Message, text: str) -> None:
@@ -147,10 +150,18 @@ class Bridge:
     # --- chat lifecycle ------------------------------------------------------------------------
 
     async def migrate(self, old_chat_id: int, new_chat_id: int) -> None:
-        moved = await self.conversations.move_chat(old_chat_id, new_chat_id)
-        if old_chat_id in self._modes:
-            self._modes.setdefault(new_chat_id, self._modes.pop(old_chat_id))
-        await self.answers.move_chat(old_chat_id, new_chat_id)
+        """Move a group's conversations to its new supergroup id. Questions in the new chat
+        wait for this (they would otherwise start a conversation of their own)."""
+        gate = self._migrations.setdefault(new_chat_id, asyncio.Event())
+        try:
+            moved = await self.conversations.move_chat(old_chat_id, new_chat_id)
+            if old_chat_id in self._modes:
+                self._modes.setdefault(new_chat_id, self._modes.pop(old_chat_id))
+            await self.answers.move_chat(old_chat_id, new_chat_id)
+        finally:
+            gate.set()
+            if self._migrations.get(new_chat_id) is gate:
+                del self._migrations[new_chat_id]
         if moved:
             log.info(
                 "group %s became supergroup %s; %d conversation(s) moved",
@@ -162,7 +173,8 @@ class Bridge:
     async def is_chat_admin(self, chat_id: int, user_id: int) -> bool:
         try:
             member = await self.bot.get_chat_member(chat_id=chat_id, user_id=user_id)
-        except TelegramAPIError:
+        except AiogramError as exc:
+            log.warning("could not check admin rights in chat %s: %s", chat_id, exc)
             return False
         return member.status in ("creator", "administrator")
 

@@ -57,8 +57,8 @@ def _without_mention(message: Message, text: str, username: str | None) -> str:
     if not username:
         return text.strip()
     for start, end in sorted(_mention_entities(message, username), reverse=True):
-        text = text[:start] + text[end:]
-    return " ".join(text.split(" ")).strip()
+        text = f"{text[:start].rstrip(' ')} {text[end:].lstrip(' ')}"
+    return text.strip()
 
 
 # aiogram runs plain callables (magic F filters included) in a worker thread. These small async

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -103,7 +104,7 @@ class TelegramAnswer:
         self._typing: asyncio.Task[None] | None = None
         self.message_ids: list[int] = []
         self._shown: list[Frame] = []  # what each message in message_ids shows
-        self._shown_live_markup = False  # the last message still carries the Stop button
+        self._markup: list[bool] = []  # whether it carries the Stop button
         self._draft_shown: Frame | None = None
         self._on_first_message = on_first_message
         self._on_first_frame = on_first_frame
@@ -156,81 +157,66 @@ class TelegramAnswer:
                 if self._closing:
                     return
                 self._changed.clear()
+                # Rendered only now, with a permit in hand: the newest text goes out.
                 parts = self._splitter.parts(self._markdown)
+                call = self._next_call(parts, final=False) if parts[-1].text.strip() else None
+                if call is None:
+                    continue
                 self._in_call = True
                 try:
-                    more = await self._one_step(parts)
+                    await call()
                 except TelegramRetryAfter:
-                    more = True  # the pacer holds the chat back; then the newest text goes
+                    pass  # the pacer holds the chat back; then the newest text goes
                 except _Gone:
                     self._gone = True
                     return
                 except (TelegramNetworkError, TelegramServerError) as exc:
                     log.warning("frame for answer %s not sent: %s", self.answer_id, exc)
-                    more = True
                 finally:
                     self._in_call = False
-                if more:
-                    self._changed.set()
+                if self._next_call(parts, final=False) is not None:
+                    self._changed.set()  # e.g. a sealed part: the live one follows
 
     @property
     def _visible(self) -> bool:
         return bool(self.message_ids) or self._draft_shown is not None
 
-    async def _one_step(self, parts: list[Frame]) -> bool:
-        """Make one call towards showing `parts` while streaming; True if more calls are due."""
-        sealed, live = parts[:-1], parts[-1]
-        # Sealed parts become permanent messages first, in order.
-        for index, frame in enumerate(sealed):
+    def _next_call(
+        self, parts: list[Frame], *, final: bool
+    ) -> Callable[[], Awaitable[None]] | None:
+        """The one call that brings Telegram closest to showing `parts`; None if it already
+        shows them. While streaming, the last part is live: a draft in private chats, a message
+        with a Stop button elsewhere. Every other part is a finished message."""
+        last = len(parts) - 1
+        for index, frame in enumerate(parts):
+            live = index == last and not final
+            if live and self._use_drafts:
+                return None if self._draft_shown == frame else partial(self._draft, frame)
             if index >= len(self.message_ids):
-                await self._send(frame, markup=False)
-                return True
-            if self._shown[index] != frame or (
-                self._shown_live_markup and index == len(self.message_ids) - 1
-            ):
-                await self._edit(index, frame, markup=False)
-                return True
-        if not live.text.strip():
-            return False
-        if self._use_drafts:
-            if self._draft_shown != live:
-                await self._draft(live)
-            return False
-        live_index = len(sealed)
-        if live_index >= len(self.message_ids):
-            await self._send(live, markup=True)
-        elif self._shown[live_index] != live:
-            await self._edit(live_index, live, markup=True)
-        return False
+                return partial(self._send, frame, markup=live)
+            if self._shown[index] != frame or self._markup[index] != live:
+                return partial(self._edit, index, frame, markup=live)
+        return None
 
     # --- final delivery ----------------------------------------------------------------------
 
     async def _deliver_final(self, parts: list[Frame]) -> None:
-        for index, frame in enumerate(parts):
-            for attempt in range(FINAL_DELIVERY_ATTEMPTS):
-                try:
-                    async with self._pacer.permit(self.place.chat_id, Priority.URGENT):
-                        if index >= len(self.message_ids):
-                            await self._send(frame, markup=False)
-                        elif self._shown[index] != frame or (
-                            self._shown_live_markup and index == len(self.message_ids) - 1
-                        ):
-                            await self._edit(index, frame, markup=False)
-                    break
-                except TelegramRetryAfter:
-                    continue  # the pacer now holds this chat for retry_after
-                except _Gone:
-                    self._gone = True
-                    return
-                except (TelegramNetworkError, TelegramServerError) as exc:
-                    log.warning(
-                        "final part of answer %s failed (%s), retrying", self.answer_id, exc
-                    )
-                    await asyncio.sleep(min(2**attempt, 30))
-            else:
-                raise RuntimeError(f"answer {self.answer_id}: part {index} could not be delivered")
-        # Stale messages beyond the final parts (never expected) would keep a Stop button.
-        self._shown_live_markup = False
+        failures = 0
+        while (call := self._next_call(parts, final=True)) is not None:
+            try:
+                async with self._pacer.permit(self.place.chat_id, Priority.URGENT):
+                    await call()
+            except TelegramRetryAfter:
+                continue  # the pacer now holds this chat for retry_after
+            except _Gone:
+                self._gone = True
+                return
+            except (TelegramNetworkError, TelegramServerError) as exc:
+                failures += 1
+                if failures >= FINAL_DELIVERY_ATTEMPTS:
+                    raise
+                log.warning("final part of answer %s failed (%s), retrying", self.answer_id, exc)
+                await asyncio.sleep(min(2**failures, 30))
 
     # --- calls ---------------------------------------------------------------------------------
 
@@ -256,7 +242,7 @@ class TelegramAnswer:
             self.calls += 1
         self.message_ids.append(message.message_id)
         self._shown.append(frame)
-        self._shown_live_markup = markup
+        self._markup.append(markup)
         self._first_frame()
         if len(self.message_ids) == 1 and self._on_first_message is not None:
             await self._on_first_message(message.message_id)
@@ -272,24 +258,19 @@ class TelegramAnswer:
             )
         except TelegramBadRequest as exc:
             description = exc.message.lower()
-            if "not modified" in description:
-                pass  # already shows exactly this
-            elif "not found" in description or "can't be edited" in description:
-                # The user deleted our message: continue in a new one.
-                del self.message_ids[index:]
-                del self._shown[index:]
+            if "not modified" not in description:
+                if "not found" not in description and "can't be edited" not in description:
+                    raise
+                # The user deleted our message: the next call continues in a new one.
                 log.info("answer %s: message deleted by the user; continuing anew", self.answer_id)
-                await self._send(frame, markup=markup)
+                del self.message_ids[index:], self._shown[index:], self._markup[index:]
                 return
-            else:
-                raise
         except TelegramForbiddenError as exc:
             raise _Gone from exc
         finally:
             self.calls += 1
         self._shown[index] = frame
-        if index == len(self.message_ids) - 1:
-            self._shown_live_markup = markup
+        self._markup[index] = markup
 
     async def _draft(self, frame: Frame) -> None:
         try:

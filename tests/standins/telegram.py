@@ -189,7 +189,9 @@ class TelegramStandIn:
                 raise ApiError(404, "Not Found: method not found")
             if method in PACED:
                 self._check_rate(int(params.get("chat_id", 0)), now)
-            result = await handler(params) if asyncio.iscoroutinefunction(handler) else handler(params)
+            result = (
+                await handler(params) if asyncio.iscoroutinefunction(handler) else handler(params)
+            )
         except ApiError as error:
             self.calls.append(Call(now, method, params, error.code))
             body: dict[str, Any] = {
@@ -369,12 +371,20 @@ class TelegramStandIn:
         if status == "administrator":
             member.update(
                 {
-                    "can_be_edited": False, "is_anonymous": False, "can_manage_chat": True,
-                    "can_delete_messages": True, "can_manage_video_chats": True,
-                    "can_restrict_members": True, "can_promote_members": False,
-                    "can_change_info": True, "can_invite_users": True, "can_post_stories": False,
-                    "can_edit_stories": False, "can_delete_stories": False,
-                }  # fmt: skip
+                    "can_be_edited": False,
+                    "is_anonymous": False,
+                    "can_manage_chat": True,
+                    "can_delete_messages": True,
+                    "can_manage_video_chats": True,
+                    "can_restrict_members": True,
+                    "can_promote_members": False,
+                    "can_change_info": True,
+                    "can_invite_users": True,
+                    "can_post_stories": False,
+                    "can_edit_stories": False,
+                    "can_delete_stories": False,
+                    "can_send_welcome_messages": False,
+                }
             )
         return member
 
@@ -439,7 +449,12 @@ class TelegramStandIn:
         return chat
 
     def add_group(
-        self, chat_id: int, title: str = "Group", *, forum: bool = False, admins: set[int] | None = None
+        self,
+        chat_id: int,
+        title: str = "Group",
+        *,
+        forum: bool = False,
+        admins: set[int] | None = None,
     ) -> Chat:
         kind = "supergroup" if str(chat_id).startswith("-100") else "group"
         chat = Chat(chat_id, kind, title, is_forum=forum, admins=set(admins or ()))
@@ -591,7 +606,7 @@ async def _params(request: web.Request) -> dict[str, Any]:
                 for key, value in data.items()}  # fmt: skip
     form = await request.post()
     params = {key: value for key, value in form.items() if isinstance(value, str)}
-    params.update({key: value for key, value in request.query.items()})
+    params.update(dict(request.query.items()))
     return params
 
 
