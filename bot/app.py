@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramUnauthorizedError
-from aiogram.types import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
+from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    User,
+)
 
 from bot.config import ConfigError, Settings
 from bot.hailuo import HailuoClient
@@ -78,6 +84,22 @@ class BotApp:
             ) from None
         log.info("running as @%s", me.username)
         await self.dispatcher.start_polling(self.bot, handle_signals=handle_signals, app=self)
+
+    async def _whoami(self) -> User:
+        """Check the token; while Telegram cannot be reached, keep trying (a bot must outlive
+        network outages), saying so in the log."""
+        delay = 1.0
+        while True:
+            try:
+                return await self.bot.me()  # cached: filters then never wait for it
+            except TelegramUnauthorizedError:
+                raise ConfigError(
+                    "BOT_TOKEN was rejected by Telegram: check it with @BotFather"
+                ) from None
+            except TelegramNetworkError as exc:
+                log.warning("cannot reach Telegram (%s); retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
 
     async def stop(self) -> None:
         await self.dispatcher.stop_polling()

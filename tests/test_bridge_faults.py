@@ -143,7 +143,7 @@ async def test_answers_left_streaming_by_a_crash_are_marked_on_start(
     telegram.add_group(GROUP, "Team")
     url = sqlite_url(tmp_path)
     question = await telegram.send_text(GROUP, ALICE, "/ask before the crash")
-    telegram._updates.clear()  # delivered to the process that crashed
+    telegram.drop_pending_updates()  # delivered to the process that crashed
     database = Database(url)
     await ensure_schema(database, auto_migrate=True)
     conversation = await ConversationStore(database).get_or_create(ConversationKey(GROUP))

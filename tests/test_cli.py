@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from bot.hailuo import AuthState
 from tests.conftest import make_auth
 from tests.standins.hailuo import Fault, HailuoStandIn
+from tests.standins.telegram import TelegramStandIn
 
 
 @dataclass
@@ -36,6 +38,7 @@ def cli_env(workdir: Path, **extra: str) -> dict[str, str]:
 
 
 _SETTINGS = {
+    "TELEGRAM_API_URL",
     "BOT_TOKEN",
     "ADMIN_IDS",
     "DATABASE_URL",
@@ -203,3 +206,55 @@ async def test_terminal_commands_never_print_the_token_in_errors(
     )
     assert result.code == 3
     assert "super-secret-token-value" not in result.out + result.err
+
+
+async def test_run_with_a_token_telegram_rejects_says_so(
+    workdir: Path, telegram: TelegramStandIn
+) -> None:
+    env = cli_env(workdir, BOT_TOKEN="999:wrong-token", TELEGRAM_API_URL=telegram.base_url)
+    result = await run_cli(cwd=workdir, env=env)
+    assert result.code == 2
+    assert "BOT_TOKEN was rejected by Telegram" in result.err
+    assert "wrong-token" not in result.err
+    assert "Traceback" not in result.err
+
+
+async def test_the_bot_process_answers_and_stops_gracefully_on_sigterm(
+    workdir: Path, telegram: TelegramStandIn, hailuo: HailuoStandIn, auth: AuthState
+) -> None:
+    """`python -m bot` for real: polls, streams an answer, and on SIGTERM closes it properly."""
+    env = cli_env(
+        workdir,
+        BOT_TOKEN=telegram.token,
+        TELEGRAM_API_URL=telegram.base_url,
+        HAILUO_BASE_URL=hailuo.base_url,
+        SHUTDOWN_GRACE="0.5",
+    )
+    await run_cli("auth", "import", "-", cwd=workdir, env=env, stdin=auth.to_json())
+    telegram.add_private_chat(42, "Alice")
+    hailuo.answer_next("Short answer.", "long " * 1000)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=workdir, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await telegram.send_text(42, 42, "first")
+        await telegram.wait_for(lambda: telegram.bot_messages(42), what="the first answer")
+        hailuo.chunk_count, hailuo.chunk_delay = 500, 0.1
+        await telegram.send_text(42, 42, "second")
+        await telegram.wait_for(
+            lambda: any("long" in frame for frame in telegram.draft_frames(42)), what="streaming"
+        )
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            _, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, err.decode()
+    texts = [m.text for m in telegram.bot_messages(42)]
+    assert texts[0] == "Short answer."
+    assert texts[1].startswith("long long")
+    assert texts[1].endswith("Interrupted by a restart — please send your question again.")
+    assert telegram.token not in err.decode()

@@ -162,9 +162,23 @@ class Pacer:
             ready = max(ready, stamps[-1] + 1.0 / self.limits.global_per_second)
         return ready
 
+    def _forget_idle_chats(self, now: float) -> None:
+        """Chats not written to for a minute need no state: keep memory flat over time."""
+        stale = [
+            chat_id
+            for chat_id, state in self._chats.items()
+            if not state.busy and state.next_free < now - 60 and not state.group_stamps
+        ]
+        for chat_id in stale:
+            del self._chats[chat_id]
+
     async def _run(self) -> None:
+        next_cleanup = self._clock() + 60
         while True:
             self._wakeup.clear()
+            if self._clock() > next_cleanup:
+                self._forget_idle_chats(self._clock())
+                next_cleanup = self._clock() + 60
             delay = self._grant_what_we_can()
             if delay is None:
                 await self._wakeup.wait()

@@ -87,7 +87,6 @@ class TelegramAnswer:
         answer_id: int,
         *,
         on_first_message: Callable[[int], Awaitable[None]] | None = None,
-        on_first_frame: Callable[[], None] | None = None,
     ) -> None:
         self._bot = bot
         self._pacer = pacer
@@ -107,9 +106,7 @@ class TelegramAnswer:
         self._markup: list[bool] = []  # whether it carries the Stop button
         self._draft_shown: Frame | None = None
         self._on_first_message = on_first_message
-        self._on_first_frame = on_first_frame
         self.first_frame_at: float | None = None
-        self.calls = 0
         self._gone = False
 
     # --- AnswerOutput --------------------------------------------------------------------------
@@ -238,8 +235,6 @@ class TelegramAnswer:
             )
         except TelegramForbiddenError as exc:
             raise _Gone from exc
-        finally:
-            self.calls += 1
         self.message_ids.append(message.message_id)
         self._shown.append(frame)
         self._markup.append(markup)
@@ -267,8 +262,6 @@ class TelegramAnswer:
                 return
         except TelegramForbiddenError as exc:
             raise _Gone from exc
-        finally:
-            self.calls += 1
         self._shown[index] = frame
         self._markup[index] = markup
 
@@ -292,8 +285,6 @@ class TelegramAnswer:
             )
             self._use_drafts = False
             return
-        finally:
-            self.calls += 1
         self._draft_shown = frame
         self._first_frame()
 
@@ -301,8 +292,6 @@ class TelegramAnswer:
         if self.first_frame_at is None:
             self.first_frame_at = time.monotonic()
             self._stop_typing()
-            if self._on_first_frame is not None:
-                self._on_first_frame()
 
     # --- typing ----------------------------------------------------------------------------------
 

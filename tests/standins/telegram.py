@@ -461,6 +461,10 @@ class TelegramStandIn:
         self.chats[chat_id] = chat
         return chat
 
+    def drop_pending_updates(self) -> None:
+        """As if another bot process had already fetched them."""
+        self._updates.clear()
+
     async def push_update(self, update: dict[str, Any]) -> int:
         update["update_id"] = next(self._update_ids)
         async with self._new_update:
