@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from aiogram import Bot, Dispatcher
-from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
 from aiogram.types import (
     BotCommand,
     BotCommandScopeAllGroupChats,
     BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
     User,
 )
 
@@ -19,6 +21,7 @@ from bot.config import ConfigError, Settings
 from bot.hailuo import HailuoClient
 from bot.services.answering import AnswerService
 from bot.services.factories import hailuo_client
+from bot.services.login_runner import LoginRunner, login_options
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
 from bot.telegram import texts
@@ -63,7 +66,10 @@ class BotApp:
         service = AnswerService(database, client, TelegramAdminNotifier(bot, settings.admin_ids))
         bridge = Bridge(bot, pacer, service, database, settings)
         await bridge.load()
-        dispatcher = Dispatcher(bridge=bridge, hailuo=client)
+        runner = LoginRunner(login_options(settings), bridge.logins)
+        dispatcher = Dispatcher(
+            bridge=bridge, hailuo=client, runner=runner, started_at=time.monotonic()
+        )
         access = AccessMiddleware(
             settings.allowed_user_ids, settings.allowed_chat_ids, settings.admin_ids
         )
@@ -119,10 +125,20 @@ class BotApp:
             [BotCommand(command=c, description=d) for c, d in texts.COMMANDS_GROUP.items()],
             scope=BotCommandScopeAllGroupChats(),
         )
+        admin_commands = {**texts.COMMANDS_PRIVATE, **texts.COMMANDS_ADMIN}
+        for admin in bridge.settings.admin_ids:
+            try:
+                await bot.set_my_commands(
+                    [BotCommand(command=c, description=d) for c, d in admin_commands.items()],
+                    scope=BotCommandScopeChat(chat_id=admin),
+                )
+            except TelegramAPIError as exc:  # e.g. the admin never opened a chat with the bot
+                log.info("admin commands not set for %s: %s", admin, exc)
         await bridge.recover_interrupted()
 
     @staticmethod
-    async def _on_shutdown(bridge: Bridge, hailuo: HailuoClient) -> None:
+    async def _on_shutdown(bridge: Bridge, hailuo: HailuoClient, runner: LoginRunner) -> None:
+        await runner.cancel_and_wait()
         await bridge.shutdown()
         await hailuo.close()
 

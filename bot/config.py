@@ -6,6 +6,7 @@ README table, so an operator never has to guess.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -48,6 +49,12 @@ class Settings(BaseSettings):
     pacing_chat_interval: float = Field(default=1.0, gt=0)
     pacing_group_per_minute: float = Field(default=19.0, gt=0, le=20)
 
+    login_timeout: float = Field(default=300.0, gt=0)
+    login_url: str | None = None
+    login_profile_dir: Path = Path("data/browser-profile")
+    browser_path: str | None = None
+    browser_headless: bool = True
+
     log_level: LogLevel = "INFO"
 
     @field_validator("admin_ids", "allowed_user_ids", "allowed_chat_ids", mode="before")
@@ -80,7 +87,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
-    @field_validator("hailuo_proxy", mode="before")
+    @field_validator("hailuo_proxy", "login_url", "browser_path", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -15,6 +15,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from bot.config import Settings
 from bot.services.answering import AnswerService, Outcome, Question, Refusal
+from bot.services.logins import LoginService
 from bot.storage.answers import AnswerStore
 from bot.storage.chat_settings import ChatSettingsStore
 from bot.storage.conversations import ConversationKey, ConversationStore
@@ -49,6 +50,8 @@ class Bridge:
         self.pacer = pacer
         self.service = service
         self.settings = settings
+        self.engine_name = database.engine_name
+        self.logins = LoginService(database)
         self.conversations = ConversationStore(database)
         self.answers = AnswerStore(database)
         self.chat_settings = ChatSettingsStore(database)

@@ -82,3 +82,46 @@ COMMANDS_GROUP = {
     "help": "How to use the bot",
 }
 UNKNOWN_COMMAND = "I don't know that command. Send /help to see what I can do."
+
+ADMINS_ONLY = "Only the bot's admins can do that."
+LOGIN_STARTING = "🔐 Login: starting the browser…"
+LOGIN_LINK = "🔐 Login: open {url} to see and use the server's browser."
+LOGIN_OPENED = "🔐 Login: the browser shows {site}. Log in there."
+LOGIN_WAITING = "🔐 Login: waiting for you to log in at {site} — {minutes}:{seconds:02d} left.\n/login screenshot shows the page, /login cancel stops."
+LOGIN_DONE = "✅ Logged in to Hailuo: login {fingerprint}."
+LOGIN_FAILED = "❌ Login failed: {reason}"
+LOGIN_CANCELLED = "✖️ Login cancelled."
+LOGIN_BUSY = (
+    "A login is already running — use /login cancel to stop it, or /login screenshot to see it."
+)
+LOGIN_NOT_RUNNING = "No login is running. Send /login to start one."
+LOGIN_NO_PAGE = "The browser has no page to show yet."
+LOGIN_SCREENSHOT_BUTTON = "📸 Screenshot"
+LOGIN_CANCEL_BUTTON = "✖️ Cancel"
+LOGIN_ANNOUNCE = "🔐 {name} logged the bot in to Hailuo (login {fingerprint}). Conversations made with the previous login start fresh."
+LOGOUT_DONE = (
+    "The stored Hailuo login was removed. Users can't get answers until someone runs /login."
+)
+LOGOUT_NOTHING = "There was no stored login."
+STATUS_USER_OK = "✅ Working."
+STATUS_USER_NEEDS_LOGIN = "⚠️ Not working right now: the bot needs an admin to log in to Hailuo."
+STATUS_ADMIN = (
+    "Hailuo Bridge {version}, up {uptime}\n"
+    "Login: {login}\n"
+    "Last successful answer: {last_success}\n"
+    "Last upstream error: {last_error}\n"
+    "Answers in flight: {in_flight}\n"
+    "Conversations: {conversations}\n"
+    "Answers: {answers}\n"
+    "Database: {database}"
+)
+STATUS_LOGIN = "{fingerprint}, from {source}, {age} old{health}"
+STATUS_NO_LOGIN = "none — send /login"
+STATUS_NEVER = "never"
+STATUS_NONE = "none"
+
+COMMANDS_ADMIN = {
+    "login": "Log the bot in to Hailuo",
+    "status": "Health and statistics",
+    "logout": "Remove the stored login",
+}

@@ -32,6 +32,23 @@ REQUIRED_QUERY = (
 REQUIRED_FIELDS = ("characterID", "msgContent", "chatID", "searchMode")
 
 
+LOGIN_PAGE = """<!doctype html>
+<html><head><title>Hailuo AI</title></head>
+<body class="no-js">
+<button id="login" onclick="logIn()">Log in</button>
+<script>
+  localStorage.setItem("UNIQUE_USER_ID", "3f1c2d4e-1111-4000-8000-123456789abc");
+  localStorage.setItem("USER_HARD_WARE_INFO", "301234567890999999");
+  document.cookie = "_ga=GA1.1.77; path=/";
+  function logIn() { localStorage.setItem("_token", "__TOKEN__"); }
+  const delay = __DELAY__;
+  if (delay !== null) { setTimeout(logIn, delay); }
+  document.body.classList.remove("no-js");
+</script>
+</body></html>
+"""
+
+
 class Fault(enum.Enum):
     UNAUTHORIZED = "401"
     EXPIRED_JSON = "statusInfo says the login expired, with HTTP 200"
@@ -85,12 +102,17 @@ class HailuoStandIn:
         self.first_byte_delay = 5.0
         self.retry_after = 7
         self._chat_ids = itertools.count(380_000_000_000)
+        # The imitation of hailuo.ai's page: the token it grants after a (simulated) login.
+        self.login_token = "page-login-token-0123456789"
+        self.login_after: float | None = 1.0  # seconds; None: nobody ever logs in
+        self.page_visits = 0
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post(CHAT_PATH, self._chat)
+        app.router.add_get("/", self._home)
         self._runner = web.AppRunner(
             app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
         )
@@ -116,6 +138,16 @@ class HailuoStandIn:
             while len(self.requests) <= index or self.requests[index].outcome == "pending":
                 await asyncio.sleep(0.01)
         return self.requests[index].outcome
+
+    async def _home(self, request: web.Request) -> web.Response:
+        """Like hailuo.ai: device ids and cookies at once, `_token` only after logging in."""
+        self.page_visits += 1
+        self.valid_tokens.add(self.login_token)
+        delay = "null" if self.login_after is None else str(int(self.login_after * 1000))
+        page = LOGIN_PAGE.replace("__TOKEN__", self.login_token).replace("__DELAY__", delay)
+        response = web.Response(text=page, content_type="text/html")
+        response.set_cookie("sessionid", "page-session-cookie", path="/")
+        return response
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         fields: dict[str, str] = {}

@@ -145,6 +145,7 @@ class TelegramStandIn:
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.callback_answers: list[dict[str, Any]] = []
         self.blocked: set[int] = set()
+        self.photos: list[tuple[int, bytes]] = []
         self.polls = 0
         self._message_ids: dict[int, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
         self._updates: list[dict[str, Any]] = []
@@ -258,7 +259,8 @@ class TelegramStandIn:
 
     def api_setMyCommands(self, params: dict[str, Any]) -> bool:
         scope = _json(params.get("scope")) or {"type": "default"}
-        key = scope["type"] + (f":{params['language_code']}" if params.get("language_code") else "")
+        key = scope["type"] + (f":{scope['chat_id']}" if "chat_id" in scope else "")
+        key += f":{params['language_code']}" if params.get("language_code") else ""
         self.commands[key] = _json(params["commands"])
         return True
 
@@ -346,6 +348,28 @@ class TelegramStandIn:
         self.drafts[(chat.id, draft_id)] = text
         self.draft_log.append((time.monotonic(), chat.id, draft_id, text))
         return True
+
+    def api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._writable_chat(params)
+        photo = params.get("photo")
+        if isinstance(photo, str) and photo.startswith("attach://"):
+            photo = params.get(photo.removeprefix("attach://"))
+        if not isinstance(photo, bytes) or not photo:
+            raise ApiError(400, "Bad Request: there is no photo in the request")
+        self.photos.append((chat.id, photo))
+        message = StoredMessage(
+            chat_id=chat.id,
+            message_id=next(self._message_ids[chat.id]),
+            from_bot=True,
+            text="",
+            entities=[],
+            thread_id=self._thread(chat, params),
+        )
+        self.messages[(chat.id, message.message_id)] = message
+        data = message.as_dict(chat, self._bot_user())
+        data.pop("text")
+        data["photo"] = [{"file_id": "x", "file_unique_id": "y", "width": 1, "height": 1}]
+        return data
 
     def api_sendChatAction(self, params: dict[str, Any]) -> bool:
         self._writable_chat(params)
@@ -609,7 +633,9 @@ async def _params(request: web.Request) -> dict[str, Any]:
         return {key: json.dumps(value) if isinstance(value, dict | list) else value
                 for key, value in data.items()}  # fmt: skip
     form = await request.post()
-    params = {key: value for key, value in form.items() if isinstance(value, str)}
+    params: dict[str, Any] = {}
+    for key, value in form.items():
+        params[key] = value if isinstance(value, str) else value.file.read()  # an upload
     params.update(dict(request.query.items()))
     return params
 

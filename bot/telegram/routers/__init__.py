@@ -4,7 +4,7 @@ Order matters: chat lifecycle, stops and commands come before the catch-all ques
 
 from aiogram import Router
 
-from bot.telegram.routers import conversation, guide, membership, questions, stopping
+from bot.telegram.routers import admin, conversation, guide, membership, questions, stopping
 
 
 def all_routers() -> list[Router]:
@@ -12,6 +12,7 @@ def all_routers() -> list[Router]:
         membership.create_router(),
         stopping.create_router(),
         guide.create_router(),
+        admin.create_router(),
         conversation.create_router(),
         questions.create_router(),
     ]

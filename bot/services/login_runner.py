@@ -1,0 +1,103 @@
+"""At most one browser login at a time, saved on success and announced to the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.config import Settings
+from bot.hailuo.login import BrowserLogin, LoginDone, LoginEvent, LoginOptions
+from bot.services.logins import LoginService
+from bot.storage.logins import LoginRecord
+
+log = logging.getLogger(__name__)
+
+
+class LoginBusy(Exception):
+    """A login is already running."""
+
+
+class LoginCancelled(Exception):
+    """Someone asked to stop the login."""
+
+
+def login_options(settings: Settings) -> LoginOptions:
+    return LoginOptions(
+        base_url=settings.hailuo_base_url,
+        profile_dir=settings.login_profile_dir.resolve(),
+        timeout=settings.login_timeout,
+        headless=settings.browser_headless,
+        browser_path=settings.browser_path,
+        proxy=settings.hailuo_proxy,
+        login_url=settings.login_url,
+    )
+
+
+class LoginRunner:
+    def __init__(self, options: LoginOptions, logins: LoginService) -> None:
+        self._options = options
+        self._logins = logins
+        self._current: BrowserLogin | None = None
+        self._task: asyncio.Task[LoginRecord] | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._current is not None
+
+    async def run(
+        self,
+        on_event: Callable[[LoginEvent], Awaitable[None]],
+        *,
+        obtained_by: int | None,
+        source: str,
+    ) -> LoginRecord:
+        """Drive one login to its end; raises LoginBusy, LoginCancelled or LoginError."""
+        if self._current is not None:
+            raise LoginBusy
+        login = self._current = BrowserLogin(self._options)
+        self._task = asyncio.create_task(self._drive(login, on_event, obtained_by, source))
+        try:
+            return await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                self._task.cancel()  # we are being cancelled ourselves: take the browser down
+                await asyncio.gather(self._task, return_exceptions=True)
+                raise
+            raise LoginCancelled from None
+        finally:
+            self._current = None
+            self._task = None
+
+    async def _drive(
+        self,
+        login: BrowserLogin,
+        on_event: Callable[[LoginEvent], Awaitable[None]],
+        obtained_by: int | None,
+        source: str,
+    ) -> LoginRecord:
+        async for event in login.events():
+            if isinstance(event, LoginDone):
+                record = await self._logins.save(event.auth, source=source, obtained_by=obtained_by)
+                await on_event(event)
+                return record
+            await on_event(event)
+        raise AssertionError("the login flow ended without a result")
+
+    def cancel(self) -> bool:
+        if self._task is None:
+            return False
+        self._task.cancel()
+        return True
+
+    async def cancel_and_wait(self) -> None:
+        """At shutdown: stop a running login and let it close its browser."""
+        task = self._task
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def screenshot(self) -> bytes | None:
+        login = self._current
+        return await login.screenshot() if login is not None else None
