@@ -24,8 +24,10 @@ from bot.hailuo import (
     TextDelta,
     TitleGenerated,
 )
+from bot.hailuo.login import BrowserLogin, LoginDone, LoginError, LoginLink, LoginStage
 from bot.logs import register_secret, setup_logging
 from bot.services.factories import hailuo_client
+from bot.services.login_runner import login_options
 from bot.services.logins import ActiveLogin, LoginService
 from bot.storage.conversations import ConversationKey, ConversationStore
 from bot.storage.database import Database
@@ -105,6 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     down = db.add_parser("downgrade", help="revert to a revision ('base' empties the database)")
     down.add_argument("revision")
     down.set_defaults(handler=db_downgrade)
+
+    commands.add_parser(
+        "login", help="log in to Hailuo in a browser (nodriver + Chromium) and store the login"
+    ).set_defaults(handler=login_command)
 
     auth = commands.add_parser("auth", help="the stored Hailuo login").add_subparsers(
         metavar="ACTION", required=True
@@ -286,6 +292,39 @@ async def db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await database.close()
     return EXIT_OK
+
+
+# --- login -------------------------------------------------------------------------------------
+
+
+async def login_command(args: argparse.Namespace, settings: Settings) -> int:
+    options = login_options(settings)
+    database = await _open_database(settings)
+    try:
+        print(f"Logging in to {options.base_url} (Ctrl-C to stop)", file=sys.stderr)
+        try:
+            async for event in BrowserLogin(options).events():
+                if isinstance(event, LoginLink):
+                    print(f"Open {event.url} to see and use the browser", file=sys.stderr)
+                elif isinstance(event, LoginStage):
+                    print(_login_stage(event, options.base_url), file=sys.stderr)
+                elif isinstance(event, LoginDone):
+                    await LoginService(database).save(event.auth, source="terminal")
+                    print(f"stored Hailuo login {event.auth.fingerprint}")
+        except LoginError as exc:
+            raise CommandError(f"login failed: {exc}") from None
+    finally:
+        await database.close()
+    return EXIT_OK
+
+
+def _login_stage(stage: LoginStage, site: str) -> str:
+    if stage.stage == "starting":
+        return "starting the browser…"
+    if stage.stage == "opened":
+        return f"the browser shows {site}: log in there (headless? set BROWSER_HEADLESS=false)"
+    left = int(stage.seconds_left)
+    return f"waiting for the login… {left // 60}:{left % 60:02d} left"
 
 
 # --- auth ----------------------------------------------------------------------------------------

@@ -61,14 +61,17 @@ async def running_bridge(
     hailuo.valid_tokens.add(auth.token)
     if login:
         await store_login(database_url, auth)
+    defaults: dict[str, Any] = {
+        "admin_ids": frozenset({ADMIN}),
+        "shutdown_grace": 5.0,
+        "login_profile_dir": tmp_path / "browser-profile",
+    }
     config = Settings(
         bot_token=BOT_TOKEN,
         database_url=database_url,
         telegram_api_url=telegram.base_url,
         hailuo_base_url=hailuo.base_url,
-        admin_ids=frozenset({ADMIN}),
-        shutdown_grace=settings.pop("shutdown_grace", 5.0),
-        **settings,
+        **{**defaults, **settings},
     )
     app = await BotApp.create(config)
     task = asyncio.create_task(app.serve(handle_signals=False))

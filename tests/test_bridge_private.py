@@ -180,7 +180,10 @@ async def test_commands_are_registered_for_private_chats_and_groups(
     tmp_path: Path, telegram: TelegramStandIn, hailuo: HailuoStandIn
 ) -> None:
     async with running_bridge(tmp_path, telegram, hailuo):
-        await telegram.wait_for(lambda: len(telegram.commands) == 2, what="setMyCommands")
+        await telegram.wait_for(
+            lambda: {"all_private_chats", "all_group_chats"} <= telegram.commands.keys(),
+            what="setMyCommands",
+        )
     private = {c["command"] for c in telegram.commands["all_private_chats"]}
     groups = {c["command"] for c in telegram.commands["all_group_chats"]}
     assert {"start", "help", "new", "stop", "title"} <= private

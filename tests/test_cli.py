@@ -45,6 +45,8 @@ _SETTINGS = {
     "HAILUO_BASE_URL",
     "LOG_LEVEL",
     "AUTO_MIGRATE",
+    "LOGIN_PROFILE_DIR",
+    "LOGIN_TIMEOUT",
 }
 
 
@@ -258,3 +260,24 @@ async def test_the_bot_process_answers_and_stops_gracefully_on_sigterm(
     assert texts[1].startswith("long long")
     assert texts[1].endswith("Interrupted by a restart — please send your question again.")
     assert telegram.token not in err.decode()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed")
+async def test_terminal_login_stores_the_browser_login(
+    workdir: Path, hailuo: HailuoStandIn
+) -> None:
+    hailuo.login_after = 1.0
+    env = cli_env(
+        workdir,
+        HAILUO_BASE_URL=hailuo.base_url,
+        LOGIN_PROFILE_DIR=str(workdir / "profile"),
+        LOGIN_TIMEOUT="60",
+    )
+    result = await run_cli("login", cwd=workdir, env=env)
+    assert result.code == 0, result.err
+    assert "starting the browser" in result.err
+    shown = await run_cli("auth", "show", cwd=workdir, env=env)
+    assert "from terminal" in shown.out
+    asked = await run_cli("ask", "hi", cwd=workdir, env=env)
+    assert asked.out.startswith("You said: hi")
+    assert hailuo.requests[-1].headers["token"] == hailuo.login_token

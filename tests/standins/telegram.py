@@ -635,7 +635,10 @@ async def _params(request: web.Request) -> dict[str, Any]:
     form = await request.post()
     params: dict[str, Any] = {}
     for key, value in form.items():
-        params[key] = value if isinstance(value, str) else value.file.read()  # an upload
+        if isinstance(value, str):
+            params[key] = value
+        elif isinstance(value, web.FileField):
+            params[key] = value.file.read()  # an upload
     params.update(dict(request.query.items()))
     return params
 

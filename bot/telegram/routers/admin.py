@@ -219,8 +219,9 @@ def create_router() -> Router:
     admins.message.register(status, Command("status"))
     admins.message.register(logout, Command("logout"))
     admins.callback_query.register(login_button, CallbackPrefix("login:"))
-    router.include_router(admins)
     # Everyone else: a clear refusal, and nothing starts.
-    router.message.register(status_for_users, Command("status"))
-    router.message.register(admins_only, Command("login", "logout"))
+    others = Router(name="admin.others")
+    others.message.register(status_for_users, Command("status"))
+    others.message.register(admins_only, Command("login", "logout"))
+    router.include_routers(admins, others)
     return router
