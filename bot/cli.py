@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -127,14 +128,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _open_database(settings: Settings) -> Database:
+@asynccontextmanager
+async def _database(settings: Settings, *, ready: bool = True) -> AsyncIterator[Database]:
+    """The database for one command; `ready` brings the schema up to date (or refuses)."""
     database = Database(settings.database_url)
     try:
-        await ensure_schema(database, auto_migrate=settings.auto_migrate)
-    except BaseException:
+        if ready:
+            await ensure_schema(database, auto_migrate=settings.auto_migrate)
+        yield database
+    finally:
         await database.close()
-        raise
-    return database
 
 
 # --- run -----------------------------------------------------------------------------------------
@@ -154,14 +157,14 @@ async def ask_command(args: argparse.Namespace, settings: Settings) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
     if not text.strip():
         raise CommandError("nothing to ask: the question is empty", EXIT_USAGE)
-    needs_database = args.auth is None or args.continue_
-    database = await _open_database(settings) if needs_database else None
-    try:
+    if args.auth is not None and not args.continue_:
+        # An auth file alone needs no database at all.
+        return await _stream_to_terminal(settings, None, None, _read_auth_file(args.auth), text)
+    async with _database(settings) as database:
         login = None
         if args.auth is not None:
             auth = _read_auth_file(args.auth)
         else:
-            assert database is not None
             login = await LoginService(database).current()
             if login is None:
                 raise CommandError(
@@ -171,9 +174,6 @@ async def ask_command(args: argparse.Namespace, settings: Settings) -> int:
                 )
             auth = login.auth
         return await _stream_to_terminal(settings, database, login, auth, text, args.continue_)
-    finally:
-        if database is not None:
-            await database.close()
 
 
 def _read_auth_file(path: Path) -> AuthState:
@@ -193,7 +193,7 @@ async def _stream_to_terminal(
     login: ActiveLogin | None,
     auth: AuthState,
     text: str,
-    continue_: bool,
+    continue_: bool = False,
 ) -> int:
     conversations = ConversationStore(database) if database and continue_ else None
     record = await conversations.get_or_create(TERMINAL_CHAT) if conversations else None
@@ -273,24 +273,18 @@ async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def db_current(args: argparse.Namespace, settings: Settings) -> int:
-    database = Database(settings.database_url)
-    try:
+    async with _database(settings, ready=False) as database:
         current = await current_revision(database)
         head = head_revision()
         state = "up to date" if current == head else f"this code expects {head}"
         print(f"database ({database.engine_name}) revision: {current or 'empty'} ({state})")
-    finally:
-        await database.close()
     return EXIT_OK
 
 
 async def db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
-    database = Database(settings.database_url)
-    try:
+    async with _database(settings, ready=False) as database:
         await downgrade(database, args.revision)
         print(f"database is at revision {await current_revision(database) or 'empty'}")
-    finally:
-        await database.close()
     return EXIT_OK
 
 
@@ -299,8 +293,7 @@ async def db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 async def login_command(args: argparse.Namespace, settings: Settings) -> int:
     options = login_options(settings)
-    database = await _open_database(settings)
-    try:
+    async with _database(settings) as database:
         print(f"Logging in to {options.base_url} (Ctrl-C to stop)", file=sys.stderr)
         try:
             async for event in BrowserLogin(options).events():
@@ -313,8 +306,6 @@ async def login_command(args: argparse.Namespace, settings: Settings) -> int:
                     print(f"stored Hailuo login {event.auth.fingerprint}")
         except LoginError as exc:
             raise CommandError(f"login failed: {exc}") from None
-    finally:
-        await database.close()
     return EXIT_OK
 
 
@@ -340,21 +331,15 @@ async def auth_import(args: argparse.Namespace, settings: Settings) -> int:
             ) from None
     else:
         auth = _read_auth_file(Path(args.file))
-    database = await _open_database(settings)
-    try:
+    async with _database(settings) as database:
         await LoginService(database).save(auth, source="import")
-    finally:
-        await database.close()
     print(f"stored Hailuo login {auth.fingerprint}")
     return EXIT_OK
 
 
 async def auth_export(args: argparse.Namespace, settings: Settings) -> int:
-    database = await _open_database(settings)
-    try:
+    async with _database(settings) as database:
         login = await LoginService(database).current()
-    finally:
-        await database.close()
     if login is None:
         raise CommandError("no Hailuo login is stored", EXIT_NO_LOGIN)
     if sys.stdout.isatty():
@@ -364,12 +349,9 @@ async def auth_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def auth_show(args: argparse.Namespace, settings: Settings) -> int:
-    database = await _open_database(settings)
-    try:
+    async with _database(settings) as database:
         service = LoginService(database)
         login, previous = await service.current(), await service.previous()
-    finally:
-        await database.close()
     if login is None:
         raise CommandError("no Hailuo login is stored", EXIT_NO_LOGIN)
     record = login.record

@@ -189,6 +189,12 @@ class AnswerService:
             output = make_output(answer_id)
             return await self._run(question, record, login, answer_id, output)
 
+    async def title(self, key: ConversationKey, order: int) -> str:
+        """The conversation's title, once the answers asked before have been saved."""
+        async with self._queue.turn(key, order):
+            record = await self._conversations.get(key)
+            return record.title if record is not None else ""
+
     async def reset(self, key: ConversationKey, order: int) -> bool:
         """Start a fresh conversation, in turn with the questions around it."""
         async with self._queue.turn(key, order):

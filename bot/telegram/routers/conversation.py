@@ -19,11 +19,8 @@ async def new_conversation(message: Message, bridge: Bridge) -> None:
 
 
 async def title(message: Message, bridge: Bridge) -> None:
-    record = await bridge.conversations.get(bridge.key_for(message))
-    if record is None or not record.title:
-        await bridge.reply(message, texts.NO_TITLE)
-    else:
-        await bridge.reply(message, texts.TITLE.format(title=record.title))
+    name = await bridge.service.title(bridge.key_for(message), message.message_id)
+    await bridge.reply(message, texts.TITLE.format(title=name) if name else texts.NO_TITLE)
 
 
 async def stop(message: Message, bridge: Bridge) -> None:
