@@ -19,20 +19,29 @@ from aiogram.types import (
 
 from bot.config import ConfigError, Settings
 from bot.hailuo import HailuoClient
+from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator, translator
 from bot.services.answering import AnswerService
 from bot.services.factories import hailuo_client
 from bot.services.login_runner import LoginRunner, login_options
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
-from bot.telegram import texts
 from bot.telegram.bridge import Bridge
-from bot.telegram.middlewares import AccessMiddleware
+from bot.telegram.languages import Languages
+from bot.telegram.middlewares import AccessMiddleware, LanguageMiddleware
 from bot.telegram.notifier import TelegramAdminNotifier
 from bot.telegram.pacer import Pacer, PacingLimits
 from bot.telegram.routers import all_routers
 from bot.telegram.session import create_bot
 
 log = logging.getLogger(__name__)
+
+PRIVATE_COMMANDS = ("start", "help", "new", "stop", "title", "lang")
+GROUP_COMMANDS = ("ask", "new", "stop", "title", "context", "lang", "help")
+ADMIN_COMMANDS = ("login", "status", "logout")
+
+
+def _commands(names: tuple[str, ...], t: Translator) -> list[BotCommand]:
+    return [BotCommand(command=name, description=t(f"command_{name}")) for name in names]
 
 
 @dataclass
@@ -63,8 +72,10 @@ class BotApp:
         )
         bot = create_bot(token, pacer, settings.telegram_api_url)
         client = hailuo_client(settings)
-        service = AnswerService(database, client, TelegramAdminNotifier(bot, settings.admin_ids))
-        bridge = Bridge(bot, pacer, service, database, settings)
+        languages = Languages(database)
+        notifier = TelegramAdminNotifier(bot, settings.admin_ids, languages)
+        service = AnswerService(database, client, notifier)
+        bridge = Bridge(bot, pacer, service, database, settings, languages)
         await bridge.load()
         runner = LoginRunner(login_options(settings), bridge.logins)
         dispatcher = Dispatcher(
@@ -73,6 +84,7 @@ class BotApp:
         access = AccessMiddleware(
             settings.allowed_user_ids, settings.allowed_chat_ids, settings.admin_ids
         )
+        dispatcher.update.outer_middleware(LanguageMiddleware(languages))
         dispatcher.message.outer_middleware(access)
         dispatcher.callback_query.outer_middleware(access)
         dispatcher.include_routers(*all_routers())
@@ -117,19 +129,19 @@ class BotApp:
 
     @staticmethod
     async def _on_startup(bot: Bot, bridge: Bridge) -> None:
-        await bot.set_my_commands(
-            [BotCommand(command=c, description=d) for c, d in texts.COMMANDS_PRIVATE.items()],
-            scope=BotCommandScopeAllPrivateChats(),
-        )
-        await bot.set_my_commands(
-            [BotCommand(command=c, description=d) for c, d in texts.COMMANDS_GROUP.items()],
-            scope=BotCommandScopeAllGroupChats(),
-        )
-        admin_commands = {**texts.COMMANDS_PRIVATE, **texts.COMMANDS_ADMIN}
+        for language in LANGUAGES:
+            t = translator(language)
+            code = None if language == DEFAULT_LANGUAGE else language
+            for names, scope in (
+                (PRIVATE_COMMANDS, BotCommandScopeAllPrivateChats()),
+                (GROUP_COMMANDS, BotCommandScopeAllGroupChats()),
+            ):
+                await bot.set_my_commands(_commands(names, t), scope=scope, language_code=code)
         for admin in bridge.settings.admin_ids:
+            t = bridge.languages.for_user(admin)
             try:
                 await bot.set_my_commands(
-                    [BotCommand(command=c, description=d) for c, d in admin_commands.items()],
+                    _commands(PRIVATE_COMMANDS + ADMIN_COMMANDS, t),
                     scope=BotCommandScopeChat(chat_id=admin),
                 )
             except TelegramAPIError as exc:  # e.g. the admin never opened a chat with the bot

@@ -163,4 +163,15 @@ class ChatSettingsRow(Base):
 
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     context_mode: Mapped[str] = mapped_column(String(16), default=ContextMode.SHARED)
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserSettingsRow(Base):
+    """Per-user choices, such as the language picked with /lang."""
+
+    __tablename__ = "user_settings"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,14 +14,15 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from bot.config import Settings
+from bot.i18n import Translator
 from bot.services.answering import AnswerService, Outcome, Question, Refusal
 from bot.services.logins import LoginService
 from bot.storage.answers import AnswerStore
 from bot.storage.chat_settings import ChatSettingsStore
 from bot.storage.conversations import ConversationKey, ConversationStore
 from bot.storage.database import Database
-from bot.storage.models import NO_TOPIC, SHARED, AnswerStatus, ContextMode
-from bot.telegram import texts
+from bot.storage.models import NO_TOPIC, SHARED, ContextMode
+from bot.telegram.languages import Languages
 from bot.telegram.pacer import Pacer
 from bot.telegram.streaming import Place, TelegramAnswer, note_text
 
@@ -45,11 +46,13 @@ class Bridge:
         service: AnswerService,
         database: Database,
         settings: Settings,
+        languages: Languages,
     ) -> None:
         self.bot = bot
         self.pacer = pacer
         self.service = service
         self.settings = settings
+        self.languages = languages
         self.engine_name = database.engine_name
         self.logins = LoginService(database)
         self.conversations = ConversationStore(database)
@@ -63,6 +66,7 @@ class Bridge:
     async def load(self) -> None:
         """Cache the chat settings that differ from the defaults."""
         self._modes = {item.chat_id: item.context_mode for item in await self.chat_settings.all()}
+        await self.languages.load()
 
     def context_mode(self, chat_id: int) -> ContextMode:
         return self._modes.get(chat_id, ContextMode.SHARED)
@@ -84,7 +88,7 @@ class Bridge:
             user = message.from_user.id
         return ConversationKey(message.chat.id, thread, user)
 
-    async def ask(self, message: Message, text: str) -> Outcome | Refusal | None:
+    async def ask(self, message: Message, text: str, t: Translator) -> Outcome | Refusal | None:
         """Answer `text` (already stripped of commands and mentions) in the message's chat."""
         text = text.strip()
         user = message.from_user
@@ -93,11 +97,11 @@ class Bridge:
         if len(text) > self.settings.max_input_chars:
             await self.reply(
                 message,
-                texts.TOO_LONG.format(length=len(text), limit=self.settings.max_input_chars),
+                t.plural("too_long", len(text), limit=self.settings.max_input_chars),
             )
             return None
         if not self._limiter.hit(self._per_user, str(user.id)):
-            await self.reply(message, texts.RATE_LIMITED)
+            await self.reply(message, t("rate_limited"))
             return None
         if (migration := self._migrations.get(message.chat.id)) is not None:
             await migration.wait()  # the group's conversations are on their way to this chat
@@ -125,15 +129,15 @@ class Bridge:
                 await self.answers.first_text(answer_id, [message_id])
 
             return TelegramAnswer(
-                self.bot, self.pacer, place, answer_id, on_first_message=remember_message
+                self.bot, self.pacer, place, answer_id, t, on_first_message=remember_message
             )
 
         async def queued(position: int) -> None:
-            await self.reply(message, texts.QUEUED.format(position=position))
+            await self.reply(message, t.plural("queued", position))
 
         outcome = await self.service.answer(question, make_output, queued)
         if isinstance(outcome, Refusal):
-            await self.reply(message, note_text(Outcome(AnswerStatus.FAILED, outcome.note)))
+            await self.reply(message, note_text(outcome.note, t))
         return outcome
 
     async def reply(self, message: Message, text: str) -> None:
@@ -160,6 +164,7 @@ class Bridge:
             moved = await self.conversations.move_chat(old_chat_id, new_chat_id)
             if old_chat_id in self._modes:
                 self._modes.setdefault(new_chat_id, self._modes.pop(old_chat_id))
+            self.languages.moved(old_chat_id, new_chat_id)
             await self.answers.move_chat(old_chat_id, new_chat_id)
         finally:
             gate.set()
@@ -198,7 +203,7 @@ class Bridge:
                 await self.bot.send_message(
                     chat_id=answer.chat_id,
                     message_thread_id=answer.thread_id or None,
-                    text=texts.NOTE_RESTART,
+                    text=self.languages.for_ids(answer.user_id, answer.chat_id)("note_restart"),
                     reply_parameters=ReplyParameters(
                         message_id=target, allow_sending_without_reply=True
                     )

@@ -1,4 +1,4 @@
-"""Access control: with ALLOWED_USER_IDS / ALLOWED_CHAT_IDS set, everyone else is turned away."""
+"""Outer middlewares: each update's language, and access control."""
 
 from __future__ import annotations
 
@@ -8,10 +8,29 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
-from bot.telegram import texts
+from bot.i18n import Translator
+from bot.telegram.languages import Languages
+
+
+class LanguageMiddleware(BaseMiddleware):
+    """Gives handlers `t`, the translator for whoever the update is from and where."""
+
+    def __init__(self, languages: Languages) -> None:
+        self._languages = languages
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        data["t"] = self._languages.for_event(data.get("event_from_user"), data.get("event_chat"))
+        return await handler(event, data)
 
 
 class AccessMiddleware(BaseMiddleware):
+    """With ALLOWED_USER_IDS / ALLOWED_CHAT_IDS set, everyone else is turned away politely."""
+
     def __init__(self, users: frozenset[int], chats: frozenset[int], admins: frozenset[int]):
         self._users = users | admins
         self._chats = chats
@@ -34,8 +53,10 @@ class AccessMiddleware(BaseMiddleware):
         chat = data.get("event_chat")
         if self.allowed(user.id if user else None, chat.id if chat else None):
             return await handler(event, data)
-        if (isinstance(event, Message) and event.chat.type == "private") or isinstance(
-            event, CallbackQuery
-        ):
-            await event.answer(texts.NOT_ALLOWED)
+        t: Translator = data["t"]
+        refusal = t("not_allowed")  # in groups, strangers are simply ignored
+        if isinstance(event, CallbackQuery):
+            await event.answer(refusal)
+        if isinstance(event, Message) and event.chat.type == "private":
+            await event.answer(refusal)
         return None

@@ -25,8 +25,8 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 
+from bot.i18n import Translator
 from bot.services.answering import Note, Outcome
-from bot.telegram import texts
 from bot.telegram.pacer import Pacer, Priority
 from bot.telegram.render import Frame, PartSplitter
 
@@ -46,29 +46,32 @@ class Place:
     private: bool
 
 
-NOTES = {
-    Note.NONE: "",
-    Note.STOPPED: texts.NOTE_STOPPED,
-    Note.INTERRUPTED: texts.NOTE_INTERRUPTED,
-    Note.RESTART: texts.NOTE_RESTART,
-    Note.EMPTY: texts.NOTE_EMPTY,
-    Note.NO_LOGIN: texts.ERROR_NO_LOGIN,
-    Note.LOGIN_EXPIRED: texts.ERROR_LOGIN_EXPIRED,
-    Note.UPSTREAM_DOWN: texts.ERROR_UPSTREAM_DOWN,
-    Note.INTERNAL: texts.ERROR_INTERNAL,
+NOTE_KEYS = {
+    Note.STOPPED: "note_stopped",
+    Note.INTERRUPTED: "note_interrupted",
+    Note.RESTART: "note_restart",
+    Note.EMPTY: "note_empty",
+    Note.NO_LOGIN: "error_no_login",
+    Note.LOGIN_EXPIRED: "error_login_expired",
+    Note.UPSTREAM_DOWN: "error_upstream_down",
+    Note.INTERNAL: "error_internal",
 }
 
 
-def note_text(outcome: Outcome) -> str:
-    if outcome.note is Note.UPSTREAM_BUSY:
-        return texts.ERROR_UPSTREAM_BUSY.format(seconds=round(outcome.retry_after or 30))
-    if outcome.note is Note.UPSTREAM_ERROR:
-        return texts.ERROR_UPSTREAM.format(reason=outcome.detail or "unknown error")
-    return NOTES[outcome.note]
+def note_text(
+    note: Note, t: Translator, *, detail: str = "", retry_after: float | None = None
+) -> str:
+    if note is Note.NONE:
+        return ""
+    if note is Note.UPSTREAM_BUSY:
+        return t.plural("error_upstream_busy", round(retry_after or 30))
+    if note is Note.UPSTREAM_ERROR:
+        return t("error_upstream", reason=detail or "?")
+    return t(NOTE_KEYS[note])
 
 
-def stop_button(answer_id: int) -> InlineKeyboardMarkup:
-    button = InlineKeyboardButton(text=texts.STOP_BUTTON, callback_data=f"stop:{answer_id}")
+def stop_button(answer_id: int, t: Translator) -> InlineKeyboardMarkup:
+    button = InlineKeyboardButton(text=t("stop_button"), callback_data=f"stop:{answer_id}")
     return InlineKeyboardMarkup(inline_keyboard=[[button]])
 
 
@@ -85,6 +88,7 @@ class TelegramAnswer:
         pacer: Pacer,
         place: Place,
         answer_id: int,
+        t: Translator,
         *,
         on_first_message: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
@@ -92,6 +96,7 @@ class TelegramAnswer:
         self._pacer = pacer
         self.place = place
         self.answer_id = answer_id
+        self._t = t
         self.draft_id = answer_id
         self._use_drafts = place.private
         self._splitter = PartSplitter()
@@ -136,7 +141,9 @@ class TelegramAnswer:
         if self._gone:
             return self.message_ids
         parts = self._splitter.parts(markdown) if markdown.strip() else []
-        note = note_text(outcome)
+        note = note_text(
+            outcome.note, self._t, detail=outcome.detail, retry_after=outcome.retry_after
+        )
         if parts:
             parts[-1] = parts[-1].with_note(note)
         elif note:
@@ -231,7 +238,7 @@ class TelegramAnswer:
                 text=frame.text,
                 entities=list(frame.entities) or None,
                 reply_parameters=reply,
-                reply_markup=stop_button(self.answer_id) if markup else None,
+                reply_markup=stop_button(self.answer_id, self._t) if markup else None,
             )
         except TelegramForbiddenError as exc:
             raise _Gone from exc
@@ -249,7 +256,7 @@ class TelegramAnswer:
                 message_id=self.message_ids[index],
                 text=frame.text,
                 entities=list(frame.entities) or None,
-                reply_markup=stop_button(self.answer_id) if markup else None,
+                reply_markup=stop_button(self.answer_id, self._t) if markup else None,
             )
         except TelegramBadRequest as exc:
             description = exc.message.lower()

@@ -19,9 +19,9 @@ from aiogram.types import (
 
 from bot import __version__
 from bot.hailuo.login import LoginDone, LoginError, LoginEvent, LoginLink, LoginStage
+from bot.i18n import Translator
 from bot.services.login_runner import LoginBusy, LoginCancelled, LoginRunner
 from bot.storage.models import AnswerStatus
-from bot.telegram import texts
 from bot.telegram.bridge import Bridge
 from bot.telegram.filters import CallbackPrefix
 
@@ -36,35 +36,38 @@ class IsAdmin(BaseFilter):
         return user is not None and user.id in bridge.settings.admin_ids
 
 
-def _login_buttons() -> InlineKeyboardMarkup:
+def _login_buttons(t: Translator) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
-                InlineKeyboardButton(
-                    text=texts.LOGIN_SCREENSHOT_BUTTON, callback_data="login:shot"
-                ),
-                InlineKeyboardButton(text=texts.LOGIN_CANCEL_BUTTON, callback_data="login:cancel"),
+                InlineKeyboardButton(text=t("login_screenshot_button"), callback_data="login:shot"),
+                InlineKeyboardButton(text=t("login_cancel_button"), callback_data="login:cancel"),
             ]
         ]
     )
 
 
 async def login(
-    message: Message, command: CommandObject, bridge: Bridge, runner: LoginRunner, bot: Bot
+    message: Message,
+    command: CommandObject,
+    bridge: Bridge,
+    runner: LoginRunner,
+    bot: Bot,
+    t: Translator,
 ) -> None:
     action = (command.args or "").strip().lower()
     if action == "cancel":
         await bridge.reply(
-            message, texts.LOGIN_CANCELLED if runner.cancel() else texts.LOGIN_NOT_RUNNING
+            message, t("login_cancelled") if runner.cancel() else t("login_not_running")
         )
         return
     if action == "screenshot":
-        await send_screenshot(bot, message.chat.id, runner)
+        await send_screenshot(bot, message.chat.id, runner, t)
         return
     if runner.busy:
-        await bridge.reply(message, texts.LOGIN_BUSY)
+        await bridge.reply(message, t("login_busy"))
         return
-    status = await bot.send_message(chat_id=message.chat.id, text=texts.LOGIN_STARTING)
+    status = await bot.send_message(chat_id=message.chat.id, text=t("login_starting"))
     site = bridge.settings.hailuo_base_url
     link = ""
 
@@ -74,7 +77,7 @@ async def login(
                 chat_id=status.chat.id,
                 message_id=status.message_id,
                 text=text,
-                reply_markup=_login_buttons() if buttons else None,
+                reply_markup=_login_buttons(t) if buttons else None,
             )
         except TelegramAPIError as exc:
             log.debug("login status not updated: %s", exc)
@@ -82,18 +85,18 @@ async def login(
     async def progress(event: LoginEvent) -> None:
         nonlocal link
         if isinstance(event, LoginLink):
-            link = texts.LOGIN_LINK.format(url=event.url) + "\n"
+            link = t("login_link", url=event.url) + "\n"
             await show(link.strip())
         elif isinstance(event, LoginStage) and event.stage != "starting":
             left = int(event.seconds_left)
             text = (
-                texts.LOGIN_OPENED.format(site=site)
+                t("login_opened", site=site)
                 if event.stage == "opened"
-                else texts.LOGIN_WAITING.format(site=site, minutes=left // 60, seconds=left % 60)
+                else t("login_waiting", site=site, minutes=left // 60, seconds=left % 60)
             )
             await show(link + text, buttons=True)
         elif isinstance(event, LoginDone):
-            await show(texts.LOGIN_DONE.format(fingerprint=event.auth.fingerprint))
+            await show(t("login_done", fingerprint=event.auth.fingerprint))
 
     user = message.from_user
     try:
@@ -101,59 +104,61 @@ async def login(
             progress, obtained_by=user.id if user else None, source="telegram"
         )
     except LoginBusy:
-        await show(texts.LOGIN_BUSY)
+        await show(t("login_busy"))
         return
     except LoginError as exc:
-        await show(texts.LOGIN_FAILED.format(reason=exc))
+        await show(t("login_failed", reason=exc))
         return
     except LoginCancelled:
-        await show(texts.LOGIN_CANCELLED)
+        await show(t("login_cancelled"))
         return
-    announcement = texts.LOGIN_ANNOUNCE.format(
-        name=user.full_name if user else "an admin", fingerprint=record.fingerprint
-    )
+    name = user.full_name if user else "?"
     for admin in bridge.settings.admin_ids:
         if admin != message.chat.id:
+            announcement = bridge.languages.for_user(admin)(
+                "login_announce", name=name, fingerprint=record.fingerprint
+            )
             try:
                 await bot.send_message(chat_id=admin, text=announcement)
             except TelegramAPIError as exc:
                 log.warning("could not tell admin %s about the new login: %s", admin, exc)
 
 
-async def send_screenshot(bot: Bot, chat_id: int, runner: LoginRunner) -> None:
+async def send_screenshot(bot: Bot, chat_id: int, runner: LoginRunner, t: Translator) -> None:
     if not runner.busy:
-        await bot.send_message(chat_id=chat_id, text=texts.LOGIN_NOT_RUNNING)
+        await bot.send_message(chat_id=chat_id, text=t("login_not_running"))
         return
     picture = await runner.screenshot()
     if picture is None:
-        await bot.send_message(chat_id=chat_id, text=texts.LOGIN_NO_PAGE)
+        await bot.send_message(chat_id=chat_id, text=t("login_no_page"))
         return
     await bot.send_photo(chat_id=chat_id, photo=BufferedInputFile(picture, "login.png"))
 
 
-async def login_button(query: CallbackQuery, runner: LoginRunner, bot: Bot) -> None:
+async def login_button(query: CallbackQuery, runner: LoginRunner, bot: Bot, t: Translator) -> None:
     await query.answer()
     if query.data == "login:cancel":
         runner.cancel()
     elif query.message is not None:
-        await send_screenshot(bot, query.message.chat.id, runner)
+        await send_screenshot(bot, query.message.chat.id, runner, t)
 
 
-async def status(message: Message, bridge: Bridge, started_at: float) -> None:
+async def status(message: Message, bridge: Bridge, started_at: float, t: Translator) -> None:
     service = bridge.service
     login = await bridge.logins.current()
     now = datetime.now(UTC)
     if login is None:
-        login_line = texts.STATUS_NO_LOGIN
+        login_line = t("status_no_login")
     else:
         record = login.record
-        health = " — REJECTED, send /login" if record.invalid_at else ""
-        login_line = texts.STATUS_LOGIN.format(
+        login_line = t(
+            "status_login",
             fingerprint=record.fingerprint,
-            source=record.source or "unknown",
+            source=record.source or "?",
             age=_duration((now - record.obtained_at).total_seconds()),
-            health=health,
         )
+        if record.invalid_at:
+            login_line += t("status_login_rejected")
     last_success = service.stats.last_success_at
     if last_success is None and login is not None and login.record.last_success_at:
         last_success = login.record.last_success_at.timestamp()
@@ -163,37 +168,38 @@ async def status(message: Message, bridge: Bridge, started_at: float) -> None:
     )
     await bridge.reply(
         message,
-        texts.STATUS_ADMIN.format(
+        t(
+            "status_admin",
             version=__version__,
             uptime=_duration(time.monotonic() - started_at),
             login=login_line,
             last_success=(
-                _duration(time.time() - last_success) + " ago"
+                t("status_ago", duration=_duration(time.time() - last_success))
                 if last_success
-                else texts.STATUS_NEVER
+                else t("status_never")
             ),
-            last_error=service.stats.last_upstream_error or texts.STATUS_NONE,
+            last_error=service.stats.last_upstream_error or t("status_none"),
             in_flight=len(service.running),
             conversations=await bridge.conversations.count(),
-            answers=answers or texts.STATUS_NONE,
+            answers=answers or t("status_none"),
             database=bridge.engine_name,
         ),
     )
 
 
-async def status_for_users(message: Message, bridge: Bridge) -> None:
+async def status_for_users(message: Message, bridge: Bridge, t: Translator) -> None:
     login = await bridge.logins.current()
     working = login is not None and login.record.invalid_at is None
-    await bridge.reply(message, texts.STATUS_USER_OK if working else texts.STATUS_USER_NEEDS_LOGIN)
+    await bridge.reply(message, t("status_user_ok") if working else t("status_user_needs_login"))
 
 
-async def logout(message: Message, bridge: Bridge) -> None:
+async def logout(message: Message, bridge: Bridge, t: Translator) -> None:
     removed = await bridge.logins.forget()
-    await bridge.reply(message, texts.LOGOUT_DONE if removed else texts.LOGOUT_NOTHING)
+    await bridge.reply(message, t("logout_done") if removed else t("logout_nothing"))
 
 
-async def admins_only(message: Message, bridge: Bridge) -> None:
-    await bridge.reply(message, texts.ADMINS_ONLY)
+async def admins_only(message: Message, bridge: Bridge, t: Translator) -> None:
+    await bridge.reply(message, t("admins_only"))
 
 
 def _duration(seconds: float) -> str:

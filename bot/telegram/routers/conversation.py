@@ -6,49 +6,51 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
+from bot.i18n import Translator
 from bot.storage.models import ContextMode
-from bot.telegram import texts
 from bot.telegram.bridge import Bridge, topic_of
 from bot.telegram.filters import ChatTypes
 
 
-async def new_conversation(message: Message, bridge: Bridge) -> None:
+async def new_conversation(message: Message, bridge: Bridge, t: Translator) -> None:
     key = bridge.key_for(message)
     reset = await bridge.service.reset(key, message.message_id)
-    await bridge.reply(message, texts.NEW_CONVERSATION if reset else texts.NOTHING_TO_RESET)
+    await bridge.reply(message, t("new_conversation") if reset else t("nothing_to_reset"))
 
 
-async def title(message: Message, bridge: Bridge) -> None:
+async def title(message: Message, bridge: Bridge, t: Translator) -> None:
     name = await bridge.service.title(bridge.key_for(message), message.message_id)
-    await bridge.reply(message, texts.TITLE.format(title=name) if name else texts.NO_TITLE)
+    await bridge.reply(message, t("title", title=name) if name else t("no_title"))
 
 
-async def stop(message: Message, bridge: Bridge) -> None:
+async def stop(message: Message, bridge: Bridge, t: Translator) -> None:
     user_id = message.from_user.id if message.from_user else None
     running = bridge.service.find(message.chat.id, topic_of(message) or 0, user_id)
     for answer in running:
         answer.stop()
     if not running:
-        await bridge.reply(message, texts.NOTHING_TO_STOP)
+        await bridge.reply(message, t("nothing_to_stop"))
 
 
-async def context_mode(message: Message, command: CommandObject, bridge: Bridge) -> None:
+async def context_mode(
+    message: Message, command: CommandObject, bridge: Bridge, t: Translator
+) -> None:
     current = bridge.context_mode(message.chat.id)
     wanted = (command.args or "").strip().lower()
     if wanted not in {mode.value for mode in ContextMode}:
-        await bridge.reply(message, texts.CONTEXT_USAGE.format(mode=current.value))
+        await bridge.reply(message, t("context_usage", mode=current.value))
         return
     anonymous_admin = message.sender_chat is not None and message.sender_chat.id == message.chat.id
     user_id = message.from_user.id if message.from_user else 0
     if not anonymous_admin and not await bridge.is_chat_admin(message.chat.id, user_id):
-        await bridge.reply(message, texts.CONTEXT_ADMINS_ONLY)
+        await bridge.reply(message, t("context_admins_only"))
         return
     await bridge.set_context_mode(message.chat.id, ContextMode(wanted))
-    await bridge.reply(message, texts.CONTEXT_SET.format(mode=wanted))
+    await bridge.reply(message, t("context_set", mode=wanted))
 
 
-async def context_outside_groups(message: Message, bridge: Bridge) -> None:
-    await bridge.reply(message, texts.CONTEXT_GROUPS_ONLY)
+async def context_outside_groups(message: Message, bridge: Bridge, t: Translator) -> None:
+    await bridge.reply(message, t("context_groups_only"))
 
 
 def create_router() -> Router:

@@ -6,35 +6,37 @@ from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
-from bot.telegram import texts
+from bot.i18n import Translator
 from bot.telegram.bridge import Bridge
 from bot.telegram.filters import AddressedToBot, ChatTypes, HasText, SlashCommand
 
 
-async def ask_command(message: Message, command: CommandObject, bridge: Bridge) -> None:
+async def ask_command(
+    message: Message, command: CommandObject, bridge: Bridge, t: Translator
+) -> None:
     if not (command.args or "").strip():
-        await bridge.reply(message, texts.ASK_USAGE)
+        await bridge.reply(message, t("ask_usage"))
         return
-    await bridge.ask(message, command.args or "")
+    await bridge.ask(message, command.args or "", t)
 
 
-async def unknown_command(message: Message, bridge: Bridge) -> None:
-    await bridge.reply(message, texts.UNKNOWN_COMMAND)
+async def unknown_command(message: Message, bridge: Bridge, t: Translator) -> None:
+    await bridge.reply(message, t("unknown_command"))
 
 
-async def private_question(message: Message, bridge: Bridge) -> None:
-    await bridge.ask(message, message.text or message.caption or "")
+async def private_question(message: Message, bridge: Bridge, t: Translator) -> None:
+    await bridge.ask(message, message.text or message.caption or "", t)
 
 
-async def private_non_text(message: Message, bridge: Bridge) -> None:
-    await bridge.reply(message, texts.TEXT_ONLY)
+async def private_non_text(message: Message, bridge: Bridge, t: Translator) -> None:
+    await bridge.reply(message, t("text_only"))
 
 
-async def group_question(message: Message, question: str, bridge: Bridge) -> None:
+async def group_question(message: Message, question: str, bridge: Bridge, t: Translator) -> None:
     if not question:
-        await bridge.reply(message, texts.ASK_USAGE)
+        await bridge.reply(message, t("ask_usage"))
         return
-    await bridge.ask(message, question)
+    await bridge.ask(message, question, t)
 
 
 def create_router() -> Router:

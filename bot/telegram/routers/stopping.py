@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import CallbackQuery, MessageGenerationStopped
 
-from bot.telegram import texts
+from bot.i18n import Translator
 from bot.telegram.bridge import Bridge
 from bot.telegram.filters import CallbackPrefix
 
@@ -16,18 +16,18 @@ async def draft_stopped(event: MessageGenerationStopped, bridge: Bridge) -> None
         running.stop()
 
 
-async def stop_button(query: CallbackQuery, bridge: Bridge) -> None:
+async def stop_button(query: CallbackQuery, bridge: Bridge, t: Translator) -> None:
     answer_id = int((query.data or "stop:0").partition(":")[2] or 0)
     running = bridge.service.running.get(answer_id)
     if running is None:
-        await query.answer(texts.STOP_GONE)
+        await query.answer(t("stop_gone"))
         return
     asker = running.question.user_id == query.from_user.id
     if not asker and not await bridge.is_chat_admin(running.question.chat_id, query.from_user.id):
-        await query.answer(texts.STOP_NOT_YOURS, show_alert=True)
+        await query.answer(t("stop_not_yours"), show_alert=True)
         return
     running.stop()
-    await query.answer(texts.STOP_DONE)
+    await query.answer(t("stop_done"))
 
 
 def create_router() -> Router:
