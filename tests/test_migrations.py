@@ -18,7 +18,7 @@ from bot.storage.migrations import (
 )
 from bot.storage.models import Base
 
-TABLES = {"conversations", "logins", "answers", "chat_settings"}
+TABLES = {"conversations", "logins", "answers", "chat_settings", "user_settings"}
 
 
 def _differences(connection: Connection) -> list[object]:
