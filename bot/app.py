@@ -123,6 +123,14 @@ class BotApp:
         await self.dispatcher.stop_polling()
 
     async def close(self) -> None:
+        stats = self.bridge.service.stats
+        log.info(
+            "served %d answers with %d database writes and %d Telegram permits (%d 429s)",
+            stats.started,
+            self.database.writes,
+            self.pacer.granted,
+            self.pacer.penalties,
+        )
         await self.pacer.close()
         await self.bot.session.close()
         await self.database.close()

@@ -106,10 +106,12 @@ def inline_texts(source: str) -> list[str]:
         values = list(node.args[1:] if name == "reply" else node.args)
         values += [kw.value for kw in node.keywords if kw.arg in TEXT_ARGUMENTS]
         for value in values:
-            literal = isinstance(value, ast.Constant) and isinstance(value.value, str)
-            if (literal and re.search("[A-Za-zА-Яа-я]", value.value)) or isinstance(
-                value, ast.JoinedStr
-            ):
+            words = (
+                isinstance(value, ast.Constant)
+                and isinstance(value.value, str)
+                and re.search("[A-Za-zА-Яа-я]", value.value)
+            )
+            if words or isinstance(value, ast.JoinedStr):
                 found.append(f"line {node.lineno}: {ast.unparse(value)[:60]}")
     return found
 

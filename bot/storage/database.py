@@ -42,6 +42,7 @@ class Database:
                 url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10
             )
             self.read_engine = self.write_engine
+        self.writes = 0  # write transactions so far: for /status, the log and the benchmark
         self._writer = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._reader = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
@@ -58,6 +59,7 @@ class Database:
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """One transaction, committed on success and rolled back on error."""
+        self.writes += 1
         async with self._writer() as session, session.begin():
             yield session
 

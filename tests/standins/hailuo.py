@@ -12,8 +12,10 @@ import enum
 import hashlib
 import itertools
 import json
+import time
 import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +72,7 @@ class ReceivedRequest:
     fields: dict[str, str]
     client_port: int
     outcome: str = "pending"  # answered | refused | disconnected | pending
+    chunks: list[tuple[float, str]] = field(default_factory=list)  # when each content was sent
 
 
 @dataclass
@@ -99,6 +102,9 @@ class HailuoStandIn:
         self.answers: deque[str] = deque()
         self.chunk_count = 4
         self.chunk_delay = 0.0
+        self.first_chunk_delay = 0.0
+        self.chunk_chars: int | None = None  # fixed-size chunks instead of chunk_count of them
+        self.answer_for: Callable[[str], str] | None = None  # the answer for a question
         self.first_byte_delay = 5.0
         self.retry_after = 7
         self._chat_ids = itertools.count(380_000_000_000)
@@ -211,7 +217,12 @@ class HailuoStandIn:
             self.conversations[chat_id] = ServerConversation(token=token)
         conversation = self.conversations[chat_id]
         conversation.messages.append(received.fields["msgContent"])
-        text = self.answers.popleft() if self.answers else _default_answer(conversation)
+        if self.answers:
+            text = self.answers.popleft()
+        elif self.answer_for is not None:
+            text = self.answer_for(received.fields["msgContent"])
+        else:
+            text = _default_answer(conversation)
         if fault is Fault.SPLIT_MULTIBYTE:
             text = "Привет, мир 🙂 и ещё раз 🙂"
 
@@ -222,7 +233,10 @@ class HailuoStandIn:
             await response.prepare(request)
             title = f"Chat about {received.fields['msgContent'][:20]}" if is_new else ""
             await self._event(response, "send_result", _send_result(chat_id, title))
-            frames = _cumulative_frames(text, self.chunk_count, fault is Fault.SPLIT_MULTIBYTE)
+            count = -(-len(text) // self.chunk_chars) if self.chunk_chars else self.chunk_count
+            frames = _cumulative_frames(text, count, fault is Fault.SPLIT_MULTIBYTE)
+            if self.first_chunk_delay:
+                await asyncio.sleep(self.first_chunk_delay)
             for index, frame in enumerate(frames):
                 if self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
@@ -244,6 +258,7 @@ class HailuoStandIn:
                 await self._event(
                     response, "message_result", payload, split_bytes=fault is Fault.SPLIT_MULTIBYTE
                 )
+                received.chunks.append((time.monotonic(), frame))
             await response.write(b"event: close_chunk\ndata: {}\n\n")
             await response.write_eof()
             received.outcome = "answered"

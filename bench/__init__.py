@@ -1,0 +1,1 @@
+"""The benchmark: the real bot against loopback stand-ins, next to a naive baseline."""

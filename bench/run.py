@@ -1,0 +1,478 @@
+"""Benchmark: the real bot (its own process, real Dispatcher, SQLite, HTTP) against the Telegram and
+Hailuo stand-ins, under a light and a saturated load, next to a naive baseline in the same run.
+
+Everything is measured on the stand-ins' side with one clock, so the bot carries no benchmark code:
+first visible text after Hailuo's first chunk, how stale the visible text is while streaming, the
+call budget used, fairness between chats, calls per answer, 429s, answers lost or truncated; and
+from /proc, the bot's CPU seconds and peak RSS. Results: a table on stdout, JSON in bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.telegram.render import PartSplitter
+from tests.conftest import make_auth
+from tests.standins.hailuo import HailuoStandIn
+from tests.standins.telegram import Limits, TelegramStandIn
+
+TOKEN = "424242:BENCH-token-for-loopback-only"
+FRAME_METHODS = {"sendMessage", "editMessageText", "sendMessageDraft"}
+WORDS = [
+    "stream",
+    "answer",
+    "token",
+    "latency",
+    "budget",
+    "chat",
+    "group",
+    "draft",
+    "message",
+    "limit",
+    "window",
+    "fairness",
+    "priority",
+    "frame",
+    "pacing",
+    "scheduler",
+    "telegram",
+    "hailuo",
+    "edit",
+    "markdown",
+    "render",
+    "entity",
+    "part",
+]
+
+
+@dataclass
+class Shape:
+    name: str
+    streams: int  # answers started at once
+    arrivals_per_second: float = 0.0  # new questions while they stream
+    arrival_seconds: float = 0.0
+    group_share: float = 0.25
+
+
+@dataclass
+class Question:
+    chat_id: int
+    user_id: int
+    text: str
+    answer: str
+    group: bool
+    asked_at: float = 0.0
+    late: bool = False  # arrived while the load was already saturated
+
+
+@dataclass
+class Result:
+    implementation: str
+    shape: str
+    answers: int
+    seconds: float
+    overhead_ms: list[float] = field(default_factory=list)
+    late_first_text_ms: list[float] = field(default_factory=list)
+    lag_private_s: list[float] = field(default_factory=list)
+    lag_group_s: list[float] = field(default_factory=list)
+    intervals_s: list[float] = field(default_factory=list)
+    calls: int = 0
+    rate_limited: int = 0
+    lost_or_truncated: int = 0
+    calls_per_second_saturated: float = 0.0
+    peak_calls_per_second: int = 0
+    cpu_seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    db_writes: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "implementation": self.implementation,
+            "shape": self.shape,
+            "answers": self.answers,
+            "seconds": round(self.seconds, 1),
+            "first_text_overhead_ms_p50": _pct(self.overhead_ms, 50),
+            "first_text_overhead_ms_p99": _pct(self.overhead_ms, 99),
+            "late_questions_first_text_ms_p99": _pct(self.late_first_text_ms, 99),
+            "freshness_private_s_p50": _pct(self.lag_private_s, 50),
+            "freshness_private_s_p99": _pct(self.lag_private_s, 99),
+            "freshness_group_s_p50": _pct(self.lag_group_s, 50),
+            "freshness_group_s_p99": _pct(self.lag_group_s, 99),
+            "update_interval_s_p50": _pct(self.intervals_s, 50),
+            "update_interval_s_p99": _pct(self.intervals_s, 99),
+            "telegram_calls": self.calls,
+            "calls_per_answer": round(self.calls / max(self.answers, 1), 1),
+            "calls_per_second_saturated": round(self.calls_per_second_saturated, 1),
+            "peak_calls_in_one_second": self.peak_calls_per_second,
+            "http_429": self.rate_limited,
+            "lost_or_truncated": self.lost_or_truncated,
+            "cpu_seconds": round(self.cpu_seconds, 2),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "db_writes_per_answer": (
+                round(self.db_writes / max(self.answers, 1), 2)
+                if self.db_writes is not None
+                else None
+            ),
+        }
+
+
+def _pct(values: list[float], percentile: int) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, round(percentile / 100 * (len(ordered) - 1)))
+    return round(ordered[index], 3)
+
+
+def make_answer(rng: random.Random) -> str:
+    """200 to 6000 characters of plain Markdown: paragraphs, bold, code, a list, a code block."""
+    target = rng.randint(200, 6000)
+    parts: list[str] = []
+    size = 0
+    while size < target:
+        kind = rng.random()
+        if kind < 0.1:
+            lines = "\n".join(f"value_{n} = {n}" for n in range(rng.randint(2, 6)))
+            block = f"```python\n{lines}\n```"
+        elif kind < 0.2:
+            block = "\n".join(f"- {rng.choice(WORDS)} {rng.choice(WORDS)}" for _ in range(3))
+        else:
+            words = [rng.choice(WORDS) for _ in range(rng.randint(15, 40))]
+            words[rng.randrange(len(words))] = f"**{rng.choice(WORDS)}**"
+            words[rng.randrange(len(words))] = f"`{rng.choice(WORDS)}`"
+            block = " ".join(words).capitalize() + "."
+        parts.append(block)
+        size += len(block) + 2
+    return "\n\n".join(parts)[:target].rstrip("`* \n-") or "ok"
+
+
+def expected_parts(answer: str) -> list[str]:
+    return [part.text for part in PartSplitter().parts(answer)]
+
+
+class Harness:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.rng = random.Random(args.seed)
+
+    async def run(self, implementation: str, shape: Shape) -> Result:
+        telegram = TelegramStandIn(TOKEN, Limits())
+        hailuo = HailuoStandIn()
+        await telegram.start()
+        await hailuo.start()
+        try:
+            return await self._run(implementation, shape, telegram, hailuo)
+        finally:
+            await telegram.stop()
+            await hailuo.stop()
+
+    async def _run(
+        self, implementation: str, shape: Shape, telegram: TelegramStandIn, hailuo: HailuoStandIn
+    ) -> Result:
+        auth = make_auth(token="bench-token-0123456789")
+        hailuo.valid_tokens.add(auth.token)
+        hailuo.first_chunk_delay = self.args.first_chunk_delay
+        hailuo.chunk_delay = 1 / self.args.chunks_per_second
+        hailuo.chunk_chars = self.args.chunk_chars
+        questions = self._questions(shape, telegram)
+        by_text = {q.text: q for q in questions}
+        hailuo.answer_for = lambda text: by_text[text.split(": ", 1)[-1]].answer
+
+        run_dir = Path(tempfile.mkdtemp(dir=self.workdir, prefix=f"{implementation}-{shape.name}-"))
+        auth_file = run_dir / "auth.json"
+        auth_file.write_text(auth.to_json())
+        env = {
+            **os.environ,
+            "BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_URL": telegram.base_url,
+            "HAILUO_BASE_URL": hailuo.base_url,
+            "DATABASE_URL": f"sqlite:///{run_dir / 'bot.sqlite3'}",
+            "QUESTIONS_PER_MINUTE": "1000",
+            "MAX_INPUT_CHARS": "4000",
+            "LOG_LEVEL": "INFO",
+            "AUTH_FILE": str(auth_file),
+        }
+        if implementation == "bridge":
+            await _check(sys.executable, "-m", "bot", "auth", "import", str(auth_file), env=env)
+            command = [sys.executable, "-m", "bot"]
+        else:
+            command = [sys.executable, "-m", "bench.naive"]
+        log_path = run_dir / "bot.log"
+        with log_path.open("wb") as log_file:
+            process = await asyncio.create_subprocess_exec(
+                *command, env=env, stdout=log_file, stderr=log_file
+            )
+            try:
+                await telegram.wait_for(lambda: telegram.polls, timeout=60, what="the bot to poll")
+                started = time.monotonic()
+                await self._ask(shape, questions, telegram)
+                await self._wait_done(questions, telegram, implementation)
+                seconds = time.monotonic() - started
+                cpu, rss = _process_usage(process.pid)
+            finally:
+                process.terminate()
+                try:
+                    async with asyncio.timeout(30):
+                        await process.wait()
+                except TimeoutError:
+                    process.kill()
+        result = Result(implementation, shape.name, len(questions), seconds)
+        result.cpu_seconds, result.peak_rss_mb = cpu, rss
+        result.db_writes = _db_writes(log_path.read_text(errors="replace"))
+        self._measure(result, questions, telegram, hailuo, shape)
+        return result
+
+    def _questions(self, shape: Shape, telegram: TelegramStandIn) -> list[Question]:
+        total = shape.streams + round(shape.arrivals_per_second * shape.arrival_seconds)
+        questions = []
+        for index in range(total):
+            group = self.rng.random() < shape.group_share
+            user = 500_000 + index
+            if group:
+                chat = -1_005_000_000 - index
+                telegram.add_user(user, f"User {index}")
+                telegram.add_group(chat, f"Group {index}")
+            else:
+                chat = user
+                telegram.add_private_chat(user, f"User {index}")
+            text = f"question {index} in {shape.name}"
+            questions.append(
+                Question(
+                    chat, user, text, make_answer(self.rng), group, late=index >= shape.streams
+                )
+            )
+        return questions
+
+    async def _ask(
+        self, shape: Shape, questions: list[Question], telegram: TelegramStandIn
+    ) -> None:
+        async def ask(question: Question) -> None:
+            question.asked_at = time.monotonic()
+            text = f"/ask {question.text}" if question.group else question.text
+            await telegram.send_text(question.chat_id, question.user_id, text)
+
+        for question in questions[: shape.streams]:
+            await ask(question)
+        late = questions[shape.streams :]
+        if late:
+            await asyncio.sleep(3.0)  # let the first wave saturate the budget
+            gap = 1 / shape.arrivals_per_second
+            for question in late:
+                await ask(question)
+                await asyncio.sleep(gap)
+
+    async def _wait_done(
+        self, questions: list[Question], telegram: TelegramStandIn, implementation: str
+    ) -> None:
+        def done(question: Question) -> bool:
+            messages = telegram.bot_messages(question.chat_id)
+            if question.group:
+                return (
+                    bool(messages)
+                    and all(m.reply_markup is None for m in messages)
+                    and (
+                        implementation == "naive"
+                        or len(messages) >= len(expected_parts(question.answer))
+                    )
+                    and _settled(messages)
+                )
+            return bool(messages)
+
+        def all_done() -> bool:
+            return all(done(question) for question in questions)
+
+        try:
+            await telegram.wait_for(all_done, timeout=self.args.timeout, what="every answer")
+        except AssertionError:
+            print("  (some answers never completed; they count as lost)", file=sys.stderr)
+        await asyncio.sleep(4.0)  # final edits of the last parts
+
+    def _measure(
+        self,
+        result: Result,
+        questions: list[Question],
+        telegram: TelegramStandIn,
+        hailuo: HailuoStandIn,
+        shape: Shape,
+    ) -> None:
+        calls = [c for c in telegram.calls if c.method in FRAME_METHODS]
+        result.calls = sum(1 for c in calls if c.status == 200)
+        result.rate_limited = sum(1 for c in calls if c.status == 429)
+        by_question = {r.fields["msgContent"].split(": ", 1)[-1]: r for r in hailuo.requests}
+        saturated_window: tuple[float, float] | None = None
+        if shape.streams >= 50:
+            starts = sorted(q.asked_at for q in questions)
+            saturated_window = (starts[0] + 5.0, starts[0] + 5.0 + max(shape.arrival_seconds, 10))
+        for question in questions:
+            request = by_question.get(question.text)
+            shown = [
+                c
+                for c in calls
+                if c.status == 200 and int(c.params.get("chat_id", 0)) == question.chat_id
+                and c.params.get("text", "").strip()
+            ]  # fmt: skip
+            final = "\n".join(m.text for m in telegram.bot_messages(question.chat_id))
+            expected = expected_parts(question.answer)
+            if not all(part.strip() in final for part in expected):
+                result.lost_or_truncated += 1
+            if request is None or not request.chunks or not shown:
+                continue
+            first_chunk = request.chunks[0][0]
+            visible = [c for c in shown if c.at >= first_chunk - 0.001]
+            if visible:
+                overhead = (visible[0].at - first_chunk) * 1000
+                (result.late_first_text_ms if question.late else result.overhead_ms).append(
+                    overhead
+                )
+            lags = result.lag_group_s if question.group else result.lag_private_s
+            lags.extend(_staleness(shown, request.chunks, question.answer, question.group))
+            if saturated_window is not None:
+                stamps = [c.at for c in shown if saturated_window[0] <= c.at <= saturated_window[1]]
+                result.intervals_s.extend(b - a for a, b in itertools.pairwise(stamps))
+        successful = sorted(c.at for c in calls if c.status == 200)
+        if successful:
+            buckets: dict[int, int] = {}
+            for at in successful:
+                buckets[int(at)] = buckets.get(int(at), 0) + 1
+            result.peak_calls_per_second = max(buckets.values())
+            if saturated_window is not None:
+                inside = [a for a in successful if saturated_window[0] <= a <= saturated_window[1]]
+                span = saturated_window[1] - saturated_window[0]
+                result.calls_per_second_saturated = len(inside) / span
+
+
+def _settled(messages: list[Any]) -> bool:
+    newest: float = max(m.updated_at for m in messages)
+    return time.monotonic() - newest > 1.0
+
+
+def _staleness(
+    shown: list[Any], chunks: list[tuple[float, str]], answer: str, group: bool
+) -> list[float]:
+    """For each frame while streaming: for how long text already received from Hailuo had not
+    yet been visible (0 when the frame showed everything received so far)."""
+    parts = expected_parts(answer)
+    ratio = max(len(answer), 1) / max(sum(len(part) for part in parts), 1)
+    lags = []
+    new_messages = 0
+    last_chunk_at = chunks[-1][0]
+    for call in shown:
+        if call.at > last_chunk_at + 0.001:
+            break  # streaming is over: what follows is final delivery
+        if call.method == "sendMessage":
+            new_messages += 1
+        # Earlier parts are finished messages; the frame shows the part being written.
+        sealed = new_messages - 1 if group else new_messages
+        if call.method == "sendMessage" and not group:
+            continue  # a sealed part of a private answer; the draft frames carry the stream
+        visible = sum(len(part) for part in parts[: max(sealed, 0)]) + len(call.params["text"])
+        position = visible * ratio
+        unseen = [at for at, content in chunks if len(content) > position + 1]
+        lags.append(max(0.0, call.at - unseen[0]) if unseen and unseen[0] < call.at else 0.0)
+    return lags
+
+
+def _process_usage(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) and peak resident memory in MB, from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu = (int(stat[11]) + int(stat[12])) / ticks
+        status = Path(f"/proc/{pid}/status").read_text()
+        peak_kb = next(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")
+        )
+        return cpu, peak_kb / 1024
+    except (OSError, StopIteration, IndexError):
+        return 0.0, 0.0
+
+
+def _db_writes(log: str) -> int | None:
+    for line in reversed(log.splitlines()):
+        if "database writes" in line:
+            words = line.split()
+            return int(words[words.index("database") - 1])
+    return None
+
+
+async def _check(*command: str, env: dict[str, str]) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await process.communicate()
+    if process.returncode:
+        raise SystemExit(f"{' '.join(command)} failed: {err.decode()}")
+
+
+def _table(results: list[Result]) -> str:
+    rows = [r.summary() for r in results]
+    keys = [k for k in rows[0] if k not in ("implementation", "shape")]
+    header = ["metric"] + [f"{r['implementation']}/{r['shape']}" for r in rows]
+    lines = [header] + [[key] + [_cell(r[key]) for r in rows] for key in keys]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)) for line in lines]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def _cell(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+async def _main(args: argparse.Namespace) -> list[Result]:
+    workdir = Path(tempfile.mkdtemp(prefix="hailuo-bench-"))
+    harness = Harness(args, workdir)
+    light = Shape("light", streams=args.light)
+    saturated = Shape(
+        f"saturated-{args.streams}",
+        streams=args.streams,
+        arrivals_per_second=args.arrivals_per_second,
+        arrival_seconds=args.arrival_seconds,
+    )
+    plan = [("bridge", light), ("bridge", saturated)]
+    if not args.skip_naive:
+        plan.append(("naive", light))
+    results = []
+    for implementation, shape in plan:
+        print(f"running {implementation} / {shape.name} …", file=sys.stderr)
+        results.append(await harness.run(implementation, shape))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--light", type=int, default=20, help="answers at once, light load")
+    parser.add_argument("--streams", type=int, default=100, help="answers at once, saturated")
+    parser.add_argument("--arrivals-per-second", type=float, default=5.0)
+    parser.add_argument("--arrival-seconds", type=float, default=15.0)
+    parser.add_argument("--first-chunk-delay", type=float, default=0.5)
+    parser.add_argument("--chunks-per-second", type=float, default=10.0)
+    parser.add_argument("--chunk-chars", type=int, default=40)
+    parser.add_argument("--timeout", type=float, default=240.0)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
+    args = parser.parse_args(argv)
+    results = asyncio.run(_main(args))
+    table = _table(results)
+    print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps([r.summary() for r in results], indent=2))
+    print(f"\n(JSON: {args.json})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
