@@ -216,6 +216,7 @@ class Harness:
             )
             try:
                 await telegram.wait_for(lambda: telegram.polls, timeout=60, what="the bot to poll")
+                cpu_at_start, _ = _process_usage(process.pid)  # imports (aiogram's types) excluded
                 started = time.monotonic()
                 await self._ask(shape, questions, telegram)
                 await self._wait_done(questions, telegram, implementation)
@@ -229,7 +230,7 @@ class Harness:
                 except TimeoutError:
                     process.kill()
         result = Result(implementation, shape.name, len(questions), seconds)
-        result.cpu_seconds, result.peak_rss_mb = cpu, rss
+        result.cpu_seconds, result.peak_rss_mb = cpu - cpu_at_start, rss
         result.db_writes = _db_writes(log_path.read_text(errors="replace"))
         self._measure(result, questions, telegram, hailuo, shape)
         return result
@@ -361,26 +362,30 @@ def _settled(messages: list[Any]) -> bool:
 def _staleness(
     shown: list[Any], chunks: list[tuple[float, str]], answer: str, group: bool
 ) -> list[float]:
-    """For each frame while streaming: for how long text already received from Hailuo had not
-    yet been visible (0 when the frame showed everything received so far)."""
+    """Just before each new frame: for how long text already received from Hailuo had been
+    waiting to become visible (0 when the screen already showed everything received)."""
     parts = expected_parts(answer)
     ratio = max(len(answer), 1) / max(sum(len(part) for part in parts), 1)
     lags = []
     new_messages = 0
+    position = 0.0  # how far into the answer (in source characters) the screen shows
     last_chunk_at = chunks[-1][0]
     for call in shown:
+        unseen = [at for at, content in chunks if len(content) > position + 1]
+        if unseen and unseen[0] < call.at:
+            lags.append(call.at - unseen[0])
+        elif call.at <= last_chunk_at:
+            lags.append(0.0)
         if call.at > last_chunk_at + 0.001:
             break  # streaming is over: what follows is final delivery
         if call.method == "sendMessage":
             new_messages += 1
-        # Earlier parts are finished messages; the frame shows the part being written.
+            if not group:
+                continue  # a sealed part of a private answer; drafts carry the stream
+        # Earlier parts are finished messages; this frame shows the part being written.
         sealed = new_messages - 1 if group else new_messages
-        if call.method == "sendMessage" and not group:
-            continue  # a sealed part of a private answer; the draft frames carry the stream
         visible = sum(len(part) for part in parts[: max(sealed, 0)]) + len(call.params["text"])
         position = visible * ratio
-        unseen = [at for at, content in chunks if len(content) > position + 1]
-        lags.append(max(0.0, call.at - unseen[0]) if unseen and unseen[0] < call.at else 0.0)
     return lags
 
 

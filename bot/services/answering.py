@@ -178,9 +178,8 @@ class AnswerService:
             if login.record.invalid_at is not None:
                 return Refusal(Note.LOGIN_EXPIRED)  # admins were told when it was rejected
             self._no_login_reported = False
-            record = await self._conversations.get_or_create(question.key)
-            answer_id = await self._answers.start(
-                record.id,
+            record, answer_id = await self._answers.begin(
+                question.key,
                 chat_id=question.chat_id,
                 thread_id=question.thread_id,
                 user_id=question.user_id,

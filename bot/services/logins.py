@@ -22,6 +22,7 @@ class ActiveLogin:
 class LoginService:
     def __init__(self, database: Database) -> None:
         self._store = LoginStore(database)
+        self._proven: set[int] = set()  # logins already recorded as working, by id
 
     async def current(self) -> ActiveLogin | None:
         record = await self._store.current()
@@ -54,11 +55,19 @@ class LoginService:
         return await self._store.previous()
 
     async def worked(self, login: ActiveLogin) -> None:
-        if login.record.last_success_at is None or login.record.invalid_at is not None:
-            await self._store.mark_success(login.record.id)
+        """Record the first success of a login (and forget its fallback); later ones are free."""
+        record = login.record
+        if record.id in self._proven:
+            return
+        if record.last_success_at is None or record.invalid_at is not None:
+            self._proven.add(record.id)  # before the write: concurrent answers write once
+            await self._store.mark_success(record.id)
+        else:
+            self._proven.add(record.id)
 
     async def rejected(self, login: ActiveLogin) -> bool:
         """Mark the login invalid; True the first time, so admins are told once."""
+        self._proven.discard(login.record.id)
         first = await self._store.mark_invalid(login.record.id)
         if first:
             log.warning(

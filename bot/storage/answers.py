@@ -7,6 +7,12 @@ from datetime import datetime
 
 from sqlalchemy import func, select, update
 
+from bot.storage.conversations import (
+    ConversationKey,
+    ConversationRecord,
+    insert_if_missing,
+    key_filter,
+)
 from bot.storage.database import Database
 from bot.storage.models import (
     UNFINISHED_STATUSES,
@@ -98,6 +104,39 @@ class AnswerStore:
             session.add(row)
             await session.flush()
             return row.id
+
+    async def begin(
+        self,
+        key: ConversationKey,
+        *,
+        chat_id: int,
+        thread_id: int,
+        user_id: int | None,
+        user_message_id: int | None,
+    ) -> tuple[ConversationRecord, int]:
+        """An answer starts streaming: its conversation (made if new) and its row, in one write."""
+        now = utcnow()
+        async with self._db.writing() as session:
+            conversation = await session.scalar(select(ConversationRow).where(key_filter(key)))
+            if conversation is None:
+                await insert_if_missing(self._db, session, key)
+                conversation = await session.scalar(select(ConversationRow).where(key_filter(key)))
+                assert conversation is not None
+            row = AnswerRow(
+                conversation_id=conversation.id,
+                chat_id=chat_id,
+                thread_id=thread_id,
+                user_id=user_id,
+                user_message_id=user_message_id,
+                bot_message_ids=[],
+                status=AnswerStatus.STREAMING,
+                chars=0,
+                created_at=now,
+                started_at=now,
+            )
+            session.add(row)
+            await session.flush()
+            return ConversationRecord.of(conversation), row.id
 
     async def first_text(self, answer_id: int, bot_message_ids: list[int]) -> None:
         async with self._db.writing() as session:

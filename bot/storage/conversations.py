@@ -51,7 +51,7 @@ class ConversationRecord:
         )
 
 
-def _key_filter(key: ConversationKey) -> ColumnElement[bool]:
+def key_filter(key: ConversationKey) -> ColumnElement[bool]:
     return and_(
         ConversationRow.chat_id == key.chat_id,
         ConversationRow.thread_id == key.thread_id,
@@ -59,7 +59,7 @@ def _key_filter(key: ConversationKey) -> ColumnElement[bool]:
     )
 
 
-async def _insert_if_missing(
+async def insert_if_missing(
     database: Database, session: AsyncSession, key: ConversationKey
 ) -> None:
     """Race-free on both engines: a concurrent insert of the same key is simply a no-op."""
@@ -85,7 +85,7 @@ class ConversationStore:
 
     async def get(self, key: ConversationKey) -> ConversationRecord | None:
         async with self._db.reading() as session:
-            row = await session.scalar(select(ConversationRow).where(_key_filter(key)))
+            row = await session.scalar(select(ConversationRow).where(key_filter(key)))
             return ConversationRecord.of(row) if row else None
 
     async def get_or_create(self, key: ConversationKey) -> ConversationRecord:
@@ -93,8 +93,8 @@ class ConversationStore:
         if existing is not None:
             return existing
         async with self._db.writing() as session:
-            await _insert_if_missing(self._db, session, key)
-            row = await session.scalar(select(ConversationRow).where(_key_filter(key)))
+            await insert_if_missing(self._db, session, key)
+            row = await session.scalar(select(ConversationRow).where(key_filter(key)))
             assert row is not None
             return ConversationRecord.of(row)
 
@@ -125,7 +125,7 @@ class ConversationStore:
         async with self._db.writing() as session:
             result = await session.execute(
                 update(ConversationRow)
-                .where(_key_filter(key))
+                .where(key_filter(key))
                 .values(upstream_chat_id="", token_fingerprint="", title="", updated_at=utcnow())
             )
             return bool(getattr(result, "rowcount", 0))
