@@ -26,12 +26,12 @@ async def answer(message: Message, bot: Bot, auth: AuthState, base_url: str) -> 
     text = (message.text or "").removeprefix("/ask").strip()
     private = message.chat.type == "private"
     sent: Message | None = None
-    shown = ""
+    shown = latest = ""
     async with HailuoClient(base_url) as client:  # a new session for every request
         async for event in client.stream(auth, text):
             if not isinstance(event, TextDelta) or not event.text.strip():
                 continue
-            frame = event.text[:LIMIT]
+            latest = frame = event.text[:LIMIT]
             if frame == shown:
                 continue
             try:
@@ -48,7 +48,7 @@ async def answer(message: Message, bot: Bot, auth: AuthState, base_url: str) -> 
                 shown = frame
             except TelegramAPIError:
                 pass  # a lost frame: the next chunk will try again
-    final = (shown or "…")[:LIMIT]
+    final = latest or "…"
     while True:
         try:
             if private or sent is None:

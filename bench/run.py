@@ -59,10 +59,11 @@ WORDS = [
 @dataclass
 class Shape:
     name: str
-    streams: int  # answers started at once
+    streams: int  # answers started together (over `ramp_seconds`)
     arrivals_per_second: float = 0.0  # new questions while they stream
     arrival_seconds: float = 0.0
     group_share: float = 0.25
+    ramp_seconds: float = 0.0
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Result:
     intervals_s: list[float] = field(default_factory=list)
     calls: int = 0
     rate_limited: int = 0
+    rate_limited_by: dict[str, int] = field(default_factory=dict)
     lost_or_truncated: int = 0
     calls_per_second_saturated: float = 0.0
     peak_calls_per_second: int = 0
@@ -116,6 +118,10 @@ class Result:
             "calls_per_second_saturated": round(self.calls_per_second_saturated, 1),
             "peak_calls_in_one_second": self.peak_calls_per_second,
             "http_429": self.rate_limited,
+            "http_429_by_limit": ", ".join(
+                f"{k} {v}" for k, v in sorted(self.rate_limited_by.items())
+            )
+            or None,
             "lost_or_truncated": self.lost_or_truncated,
             "cpu_seconds": round(self.cpu_seconds, 2),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
@@ -135,9 +141,9 @@ def _pct(values: list[float], percentile: int) -> float | None:
     return round(ordered[index], 3)
 
 
-def make_answer(rng: random.Random) -> str:
+def make_answer(rng: random.Random, longest: int = 6000) -> str:
     """200 to 6000 characters of plain Markdown: paragraphs, bold, code, a list, a code block."""
-    target = rng.randint(200, 6000)
+    target = rng.randint(200, longest)
     parts: list[str] = []
     size = 0
     while size < target:
@@ -266,6 +272,8 @@ class Harness:
 
         for question in questions[: shape.streams]:
             await ask(question)
+            if shape.ramp_seconds:
+                await asyncio.sleep(shape.ramp_seconds / shape.streams)
         late = questions[shape.streams :]
         if late:
             await asyncio.sleep(3.0)  # let the first wave saturate the budget
@@ -309,8 +317,11 @@ class Harness:
         shape: Shape,
     ) -> None:
         calls = [c for c in telegram.calls if c.method in FRAME_METHODS]
-        result.calls = sum(1 for c in calls if c.status == 200)
-        result.rate_limited = sum(1 for c in calls if c.status == 429)
+        result.calls = len(calls)  # what Telegram sees, refused calls included
+        refused = [c for c in calls if c.status == 429]
+        result.rate_limited = len(refused)
+        for call in refused:
+            result.rate_limited_by[call.reason] = result.rate_limited_by.get(call.reason, 0) + 1
         by_question = {r.fields["msgContent"].split(": ", 1)[-1]: r for r in hailuo.requests}
         saturated_window: tuple[float, float] | None = None
         if shape.streams >= 50:
@@ -325,7 +336,9 @@ class Harness:
                 and c.params.get("text", "").strip()
             ]  # fmt: skip
             final = "\n".join(m.text for m in telegram.bot_messages(question.chat_id))
-            expected = expected_parts(question.answer)
+            # The naive bot shows raw Markdown, so it is checked against the raw answer.
+            naive = result.implementation == "naive"
+            expected = [question.answer] if naive else expected_parts(question.answer)
             if not all(part.strip() in final for part in expected):
                 result.lost_or_truncated += 1
             if request is None or not request.chunks or not shown:
@@ -338,7 +351,7 @@ class Harness:
                     overhead
                 )
             lags = result.lag_group_s if question.group else result.lag_private_s
-            lags.extend(_staleness(shown, request.chunks, question.answer, question.group))
+            lags.extend(_staleness(shown, request.chunks, question.group))
             if saturated_window is not None:
                 stamps = [c.at for c in shown if saturated_window[0] <= c.at <= saturated_window[1]]
                 result.intervals_s.extend(b - a for a, b in itertools.pairwise(stamps))
@@ -359,21 +372,25 @@ def _settled(messages: list[Any]) -> bool:
     return time.monotonic() - newest > 1.0
 
 
-def _staleness(
-    shown: list[Any], chunks: list[tuple[float, str]], answer: str, group: bool
-) -> list[float]:
+def _staleness(shown: list[Any], chunks: list[tuple[float, str]], group: bool) -> list[float]:
     """Just before each new frame: for how long text already received from Hailuo had been
-    waiting to become visible (0 when the screen already showed everything received)."""
-    parts = expected_parts(answer)
-    ratio = max(len(answer), 1) / max(sum(len(part) for part in parts), 1)
+    waiting to become visible (0 when the screen already showed everything received).
+
+    What a frame shows is matched exactly: each chunk's content is rendered into parts the way
+    the bot renders it, and the frame's visible length is compared with those."""
+    splitter = PartSplitter()
+    rendered = []  # per chunk: (sealed parts' lengths, total visible length)
+    for _, content in chunks:
+        parts = splitter.parts(content)
+        rendered.append(([len(p.text) for p in parts[:-1]], sum(len(p.text) for p in parts)))
     lags = []
+    shown_chunk = -1  # the newest chunk the screen shows
     new_messages = 0
-    position = 0.0  # how far into the answer (in source characters) the screen shows
     last_chunk_at = chunks[-1][0]
     for call in shown:
-        unseen = [at for at, content in chunks if len(content) > position + 1]
-        if unseen and unseen[0] < call.at:
-            lags.append(call.at - unseen[0])
+        following = shown_chunk + 1
+        if following < len(chunks) and chunks[following][0] < call.at:
+            lags.append(call.at - chunks[following][0])
         elif call.at <= last_chunk_at:
             lags.append(0.0)
         if call.at > last_chunk_at + 0.001:
@@ -382,10 +399,14 @@ def _staleness(
             new_messages += 1
             if not group:
                 continue  # a sealed part of a private answer; drafts carry the stream
-        # Earlier parts are finished messages; this frame shows the part being written.
         sealed = new_messages - 1 if group else new_messages
-        visible = sum(len(part) for part in parts[: max(sealed, 0)]) + len(call.params["text"])
-        position = visible * ratio
+        text_length = len(call.params["text"])
+        for index in range(len(chunks) - 1, shown_chunk, -1):
+            sealed_lengths, total = rendered[index]
+            visible = sum(sealed_lengths[:sealed]) + text_length
+            if total <= visible + 1 and call.at >= chunks[index][0]:
+                shown_chunk = index
+                break
     return lags
 
 
@@ -439,7 +460,8 @@ def _cell(value: Any) -> str:
 async def _main(args: argparse.Namespace) -> list[Result]:
     workdir = Path(tempfile.mkdtemp(prefix="hailuo-bench-"))
     harness = Harness(args, workdir)
-    light = Shape("light", streams=args.light)
+    # Light: questions arrive over a few seconds, up to `--light` answers streaming at once.
+    light = Shape("light", streams=args.light, ramp_seconds=args.light / 4)
     saturated = Shape(
         f"saturated-{args.streams}",
         streams=args.streams,
@@ -465,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-chunk-delay", type=float, default=0.5)
     parser.add_argument("--chunks-per-second", type=float, default=10.0)
     parser.add_argument("--chunk-chars", type=int, default=40)
+    parser.add_argument("--longest", type=int, default=6000, help="longest answer, characters")
     parser.add_argument("--timeout", type=float, default=240.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-naive", action="store_true")

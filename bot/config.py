@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     max_input_chars: int = Field(default=4000, ge=1)
     shutdown_grace: float = Field(default=10.0, ge=0)
 
-    pacing_global_per_second: float = Field(default=27.0, gt=0, le=30)
+    pacing_global_per_second: float = Field(default=29.0, gt=0, le=30)
     pacing_chat_interval: float = Field(default=1.0, gt=0)
     pacing_group_per_minute: float = Field(default=19.0, gt=0, le=20)
 

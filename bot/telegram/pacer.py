@@ -6,8 +6,10 @@ so the text it sends is the newest one (frames coalesce while it waits). Permits
 urgent waiter first — a new answer's first frame and final messages before intermediate frames —
 and, within a class, to whoever has waited longest, which makes streams take turns.
 
-Per-chat spacing is measured from the end of the previous call, so network delays can never
-squeeze two calls to one chat closer together than the interval on Telegram's side.
+Every limit counts calls when they *end*, and calls still in flight count too: a call that
+reaches Telegram within some second either was still running or had ended within that second
+when a later one was granted. So however the network or the event loop delays requests, Telegram
+never sees more than the limit in any window.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class Priority(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class PacingLimits:
-    global_per_second: float = 27.0
+    global_per_second: float = 29.0
     chat_interval: float = 1.0
     group_per_minute: float = 19.0
 
@@ -67,7 +69,9 @@ class Pacer:
         self._clock = clock
         self._chats: dict[int, _ChatState] = {}
         self._queues: tuple[dict[int, _Waiter], ...] = tuple({} for _ in Priority)
-        self._global_stamps: deque[float] = deque()
+        self._global_stamps: deque[float] = deque()  # when recent calls ended
+        self._in_flight = 0
+        self._last_grant = float("-inf")
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -106,10 +110,15 @@ class Pacer:
 
     def release(self, chat_id: int) -> None:
         state = self._chats.get(chat_id)
-        if state is None:
+        if state is None or not state.busy:
             return
+        now = self._clock()
         state.busy = False
-        state.next_free = max(state.next_free, self._clock() + self.limits.chat_interval)
+        state.next_free = max(state.next_free, now + self.limits.chat_interval)
+        if state.is_group:
+            state.group_stamps.append(now)
+        self._global_stamps.append(now)
+        self._in_flight -= 1
         self._wakeup.set()
 
     def penalize(self, chat_id: int, retry_after: float) -> None:
@@ -155,11 +164,10 @@ class Pacer:
         stamps = self._global_stamps
         while stamps and stamps[0] <= now - 1.0:
             stamps.popleft()
-        ready = now
-        if len(stamps) >= self.limits.global_per_second:
-            ready = stamps[0] + 1.0
-        if stamps:
-            ready = max(ready, stamps[-1] + 1.0 / self.limits.global_per_second)
+        ready = max(now, self._last_grant + 1.0 / self.limits.global_per_second)
+        if self._in_flight + len(stamps) >= self.limits.global_per_second:
+            # Full: the next permit comes when a recent call leaves the window (or one ends).
+            ready = max(ready, stamps[0] + 1.0) if stamps else float("inf")
         return ready
 
     def _forget_idle_chats(self, now: float) -> None:
@@ -213,15 +221,15 @@ class Pacer:
                     return None if not self.waiting else 60.0
                 return max(0.0, earliest_chat - now)
             if global_ready > now:
-                return max(0.0, global_ready - now)
+                # inf: everything is in flight; a release will wake us.
+                return None if global_ready == float("inf") else max(0.0, global_ready - now)
             self._grant(chosen, now)
 
     def _grant(self, waiter: _Waiter, now: float) -> None:
         del self._queues[waiter.priority][waiter.seq]
         state = self._state(waiter.chat_id)
         state.busy = True
-        if state.is_group:
-            state.group_stamps.append(now)
-        self._global_stamps.append(now)
+        self._in_flight += 1
+        self._last_grant = now
         self.granted += 1
         waiter.future.set_result(None)

@@ -36,11 +36,14 @@ def utf16_len(text: str) -> int:
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self, code: int, description: str, retry_after: int | None = None, reason: str = ""
+    ) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.reason = reason  # which limit, for 429s: chat, group, global or penalty
 
 
 @dataclass
@@ -130,6 +133,7 @@ class Call:
     method: str
     params: dict[str, Any]
     status: int  # 200, or the error code returned
+    reason: str = ""
 
 
 class TelegramStandIn:
@@ -194,7 +198,7 @@ class TelegramStandIn:
                 await handler(params) if asyncio.iscoroutinefunction(handler) else handler(params)
             )
         except ApiError as error:
-            self.calls.append(Call(now, method, params, error.code))
+            self.calls.append(Call(now, method, params, error.code, error.reason))
             body: dict[str, Any] = {
                 "ok": False,
                 "error_code": error.code,
@@ -213,29 +217,31 @@ class TelegramStandIn:
         penalty = self._chat_penalty.get(chat_id, 0.0)
         if now < penalty:
             # Calling again before retry_after has passed extends nothing but is refused.
-            raise ApiError(429, "Too Many Requests: retry after", math.ceil(penalty - now))
+            raise ApiError(
+                429, "Too Many Requests: retry after", math.ceil(penalty - now), "penalty"
+            )
         last = self._chat_last.get(chat_id)
         if last is not None and now - last < limits.chat_interval - limits.chat_tolerance:
-            self._refuse(chat_id, now, 1)
+            self._refuse(chat_id, now, 1, "chat")
         if chat_id < 0:
             stamps = self._group_stamps[chat_id]
             while stamps and stamps[0] <= now - 60:
                 stamps.popleft()
             if len(stamps) >= limits.group_per_minute:
-                self._refuse(chat_id, now, math.ceil(stamps[0] + 60 - now))
+                self._refuse(chat_id, now, math.ceil(stamps[0] + 60 - now), "group")
         while self._global_stamps and self._global_stamps[0] <= now - 1:
             self._global_stamps.popleft()
         if len(self._global_stamps) >= limits.global_per_second:
-            self._refuse(chat_id, now, 1)
+            self._refuse(chat_id, now, 1, "global")
         self._chat_last[chat_id] = now
         if chat_id < 0:
             self._group_stamps[chat_id].append(now)
         self._global_stamps.append(now)
 
-    def _refuse(self, chat_id: int, now: float, retry_after: int) -> None:
+    def _refuse(self, chat_id: int, now: float, retry_after: int, reason: str) -> None:
         retry_after = max(1, retry_after)
         self._chat_penalty[chat_id] = now + retry_after
-        raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after, reason)
 
     @property
     def rate_limited(self) -> list[Call]:
