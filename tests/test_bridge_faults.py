@@ -146,10 +146,8 @@ async def test_answers_left_streaming_by_a_crash_are_marked_on_start(
     telegram.drop_pending_updates()  # delivered to the process that crashed
     database = Database(url)
     await ensure_schema(database, auto_migrate=True)
-    conversation = await ConversationStore(database).get_or_create(ConversationKey(GROUP))
-    answers = AnswerStore(database)
-    answer_id = await answers.start(
-        conversation.id, chat_id=GROUP, thread_id=0, user_id=ALICE, user_message_id=question
+    _, answer_id = await AnswerStore(database).begin(
+        ConversationKey(GROUP), chat_id=GROUP, thread_id=0, user_id=ALICE, user_message_id=question
     )
     await database.close()
 

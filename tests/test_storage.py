@@ -47,10 +47,10 @@ async def test_concurrent_first_messages_create_one_conversation(database: Datab
 async def test_answer_is_recorded_and_reset_keeps_history(database: Database) -> None:
     conversations, answers = ConversationStore(database), AnswerStore(database)
     key = ConversationKey(42)
-    conversation = await conversations.get_or_create(key)
-    answer_id = await answers.start(
-        conversation.id, chat_id=42, thread_id=0, user_id=42, user_message_id=10
+    conversation, answer_id = await answers.begin(
+        key, chat_id=42, thread_id=0, user_id=42, user_message_id=10
     )
+    assert conversation == await conversations.get(key), "begin made the conversation"
     await answers.first_text(answer_id, [11])
     await conversations.record_answer(
         conversation.id, upstream_chat_id="380000", token_fingerprint="abc", title="Greetings"
@@ -80,13 +80,15 @@ async def test_answer_is_recorded_and_reset_keeps_history(database: Database) ->
 
 async def test_unfinished_answers_are_found_and_marked(database: Database) -> None:
     conversations, answers = ConversationStore(database), AnswerStore(database)
-    conversation = await conversations.get_or_create(ConversationKey(GROUP))
     ids = [
-        await answers.start(
-            conversation.id, chat_id=GROUP, thread_id=0, user_id=1, user_message_id=n
-        )
+        (
+            await answers.begin(
+                ConversationKey(GROUP), chat_id=GROUP, thread_id=0, user_id=1, user_message_id=n
+            )
+        )[1]
         for n in range(3)
     ]
+    assert await conversations.count() == 1
     await answers.finish(ids[0], AnswerStatus.DONE, chars=5, bot_message_ids=[100])
     left = await answers.unfinished()
     assert [answer.id for answer in left] == ids[1:]
@@ -179,10 +181,9 @@ async def test_many_concurrent_writers_never_see_a_locked_database(database_url:
         other_logins = LoginStore(cli_db)
 
         async def chat(chat_id: int) -> None:
-            conversation = await conversations.get_or_create(ConversationKey(chat_id))
             for turn in range(4):
-                answer_id = await answers.start(
-                    conversation.id,
+                conversation, answer_id = await answers.begin(
+                    ConversationKey(chat_id),
                     chat_id=chat_id,
                     thread_id=0,
                     user_id=chat_id,

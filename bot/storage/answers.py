@@ -77,34 +77,6 @@ class AnswerStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def start(
-        self,
-        conversation_id: int,
-        *,
-        chat_id: int,
-        thread_id: int,
-        user_id: int | None,
-        user_message_id: int | None,
-        status: AnswerStatus = AnswerStatus.STREAMING,
-    ) -> int:
-        now = utcnow()
-        row = AnswerRow(
-            conversation_id=conversation_id,
-            chat_id=chat_id,
-            thread_id=thread_id,
-            user_id=user_id,
-            user_message_id=user_message_id,
-            bot_message_ids=[],
-            status=status,
-            chars=0,
-            created_at=now,
-            started_at=now if status is AnswerStatus.STREAMING else None,
-        )
-        async with self._db.writing() as session:
-            session.add(row)
-            await session.flush()
-            return row.id
-
     async def begin(
         self,
         key: ConversationKey,
