@@ -12,7 +12,7 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.hailuo import (
@@ -128,7 +128,6 @@ class AnswerStats:
     """Counters for /status and metrics."""
 
     started: int = 0
-    finished: dict[AnswerStatus, int] = field(default_factory=dict)
     last_success_at: float | None = None
     last_upstream_error: str = ""
 
@@ -154,10 +153,6 @@ class AnswerService:
         self._no_login_reported = False
         self._idle = asyncio.Event()
         self._idle.set()
-
-    @property
-    def closing(self) -> bool:
-        return self._closing
 
     async def answer(
         self,
@@ -246,7 +241,6 @@ class AnswerService:
             del self.running[answer_id]
             if not self.running:
                 self._idle.set()
-        self.stats.finished[outcome.status] = self.stats.finished.get(outcome.status, 0) + 1
         return outcome
 
     @staticmethod
