@@ -65,8 +65,9 @@ class Bridge:
 
     async def load(self) -> None:
         """Cache the chat settings that differ from the defaults."""
-        self._modes = {item.chat_id: item.context_mode for item in await self.chat_settings.all()}
-        await self.languages.load()
+        chats = await self.chat_settings.all()
+        self._modes = {item.chat_id: item.context_mode for item in chats}
+        await self.languages.load(chats)
 
     def context_mode(self, chat_id: int) -> ContextMode:
         return self._modes.get(chat_id, ContextMode.SHARED)

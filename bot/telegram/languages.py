@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiogram.types import Chat, User
 
 from bot.i18n import Translator, language_for, translator
-from bot.storage.chat_settings import ChatSettingsStore, UserSettingsStore
+from bot.storage.chat_settings import ChatSettings, ChatSettingsStore, UserSettingsStore
 from bot.storage.database import Database
 
 
@@ -21,10 +21,9 @@ class Languages:
         self._users: dict[int, str] = {}  # chosen with /lang
         self._seen: dict[int, str] = {}  # Telegram's language_code, as last seen
 
-    async def load(self) -> None:
-        self._chats = {
-            item.chat_id: item.language for item in await self._chats_store.all() if item.language
-        }
+    async def load(self, chats: list[ChatSettings]) -> None:
+        """Start from the stored choices (the chats' settings are read once, by the caller)."""
+        self._chats = {item.chat_id: item.language for item in chats if item.language}
         self._users = await self._users_store.languages()
 
     def for_user(self, user_id: int) -> Translator:
