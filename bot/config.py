@@ -6,13 +6,20 @@ README table, so an operator never has to guess.
 
 from __future__ import annotations
 
+import re
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/hailuo-bridge.sqlite3"
+
+# Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and - as a webhook secret token.
+WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,256}")
+INSTANCE_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -55,6 +62,13 @@ class Settings(BaseSettings):
     browser_path: str | None = None
     browser_headless: bool = True
 
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    web_host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on all interfaces
+    web_port: int | None = Field(default=None, ge=1, le=65535)
+    redis_url: SecretStr | None = None
+    instance_id: str = Field(default_factory=socket.gethostname)
+
     log_level: LogLevel = "INFO"
 
     @field_validator("admin_ids", "allowed_user_ids", "allowed_chat_ids", mode="before")
@@ -86,6 +100,61 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be the public https:// URL Telegram posts updates to")
+        return value
+
+    @field_validator("webhook_secret", "redis_url", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not WEBHOOK_SECRET_PATTERN.fullmatch(value.get_secret_value()):
+            raise ValueError("must be 16-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
+
+    @field_validator("instance_id")
+    @classmethod
+    def _instance_id(cls, value: str) -> str:
+        if not INSTANCE_ID_PATTERN.fullmatch(value):
+            raise ValueError("must be 1-64 characters of A-Z, a-z, 0-9, _ . : and -")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret_and_port(self) -> Settings:
+        if self.webhook_url is not None:
+            if self.webhook_secret is None:
+                raise ValueError(
+                    "WEBHOOK_SECRET must be set when WEBHOOK_URL is set "
+                    "(every instance needs the same one)"
+                )
+            if self.web_port is None:
+                raise ValueError("WEB_PORT must be set when WEBHOOK_URL is set")
+        return self
+
+    @property
+    def webhook_path(self) -> str:
+        """The path updates are posted to, as the load balancer forwards it."""
+        return urlsplit(self.webhook_url or "").path or "/"
 
     @field_validator("hailuo_proxy", "login_url", "browser_path", mode="before")
     @classmethod
@@ -128,7 +197,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
             message = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"{name}: {message}")
+            if error["loc"]:
+                lines.append(f"{str(error['loc'][0]).upper()}: {message}")
+            else:
+                lines.append(message)  # a rule across settings names them itself
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import time
 
-from bot.services.queue import ConversationQueue
+from bot.services.queue import LocalConversationQueue
 from bot.telegram.pacer import Pacer, PacingLimits, Priority
 
 
@@ -67,13 +67,13 @@ async def test_group_budget_is_spread_over_the_minute() -> None:
 
 
 async def test_conversation_queue_orders_waiters_by_message() -> None:
-    queue = ConversationQueue()
+    queue = LocalConversationQueue()
     order: list[int] = []
     first_in = asyncio.Event()
     release = asyncio.Event()
 
     async def ask(message_id: int) -> None:
-        async with queue.turn("chat", message_id):
+        async with queue.turn(await queue.join("chat", message_id)):
             if message_id == 1:
                 first_in.set()
                 await release.wait()

@@ -28,8 +28,8 @@ from bot.hailuo import (
     TitleGenerated,
 )
 from bot.services.logins import ActiveLogin, LoginService
-from bot.services.queue import ConversationQueue
-from bot.storage.answers import AnswerStore, ConversationUpdate
+from bot.services.queue import ConversationQueue, LocalConversationQueue, OnQueued, Ticket
+from bot.storage.answers import FINAL_STATUSES, AnswerStore, ConversationUpdate
 from bot.storage.conversations import ConversationKey, ConversationRecord, ConversationStore
 from bot.storage.database import Database
 from bot.storage.models import AnswerStatus
@@ -91,6 +91,24 @@ class AdminNotifier(Protocol):
     async def login_problem(self, note: Note, fingerprint: str | None) -> None: ...
 
 
+class StopRelay(Protocol):
+    """Carries stop requests to the instance that streams the answer (several instances)."""
+
+    async def request_stop(self, answer_id: int) -> None: ...
+
+
+class AnswerMetrics(Protocol):
+    """What the service reports as it answers (Prometheus in production)."""
+
+    def answer_started(self) -> None: ...
+
+    def answer_finished(self, status: str, seconds: float) -> None: ...
+
+    def first_text(self, seconds: float) -> None: ...
+
+    def upstream_error(self, kind: str) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Question:
     key: ConversationKey
@@ -99,6 +117,15 @@ class Question:
     thread_id: int
     user_id: int
     message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopTarget:
+    """An answer that can still be stopped, wherever it streams."""
+
+    answer_id: int
+    chat_id: int
+    user_id: int | None
 
 
 @dataclass(eq=False)
@@ -140,13 +167,20 @@ class AnswerService:
         notifier: AdminNotifier,
         *,
         queue: ConversationQueue | None = None,
+        instance_id: str | None = None,
+        stop_relay: StopRelay | None = None,
+        metrics: AnswerMetrics | None = None,
     ) -> None:
         self._conversations = ConversationStore(database)
         self._answers = AnswerStore(database)
         self._logins = LoginService(database)
         self._client = client
         self._notifier = notifier
-        self._queue = queue or ConversationQueue()
+        self._queue: ConversationQueue = queue or LocalConversationQueue()
+        self._instance_id = instance_id
+        self._stop_relay = stop_relay
+        self._metrics = metrics
+        self._jobs: set[asyncio.Task[None]] = set()
         self.running: dict[int, RunningAnswer] = {}
         self.stats = AnswerStats()
         self._closing = False
@@ -154,45 +188,68 @@ class AnswerService:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def answer(
+    async def schedule(
         self,
-        question: Question,
-        make_output: Callable[[int], AnswerOutput],
-        on_queued: Callable[[int], Awaitable[None]] | None = None,
+        key: ConversationKey,
+        order: int,
+        job: Callable[[], Awaitable[None]],
+        on_queued: OnQueued | None = None,
+    ) -> None:
+        """Take the conversation's next place for `job` (ordered by `order`, the message id) and
+        return at once: `job` runs in a background task when its turn comes, holding the
+        conversation. A handler that calls this is done in milliseconds, so the update it holds
+        (and any lock on its chat) is free long before the answer is."""
+        ticket = await self._queue.join(conversation_name(key), order)
+        task = asyncio.create_task(self._in_turn(ticket, job, on_queued))
+        self._jobs.add(task)
+        task.add_done_callback(lambda done: self._job_done(done, ticket))
+
+    async def _in_turn(
+        self, ticket: Ticket, job: Callable[[], Awaitable[None]], on_queued: OnQueued | None
+    ) -> None:
+        async with self._queue.turn(ticket, on_queued):
+            await job()
+
+    def _job_done(self, task: asyncio.Task[None], ticket: Ticket) -> None:
+        self._jobs.discard(task)
+        self._queue.discard(ticket)  # cancelled before it even started: give the place up
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("a conversation job failed", exc_info=exc)
+
+    async def answer(
+        self, question: Question, make_output: Callable[[int], AnswerOutput]
     ) -> Outcome | Refusal:
-        """Answer in order within the conversation, or say why the question was not sent."""
-        async with self._queue.turn(question.key, question.message_id, on_queued):
-            if self._closing:
-                return Refusal(Note.RESTART)
-            login = await self._logins.current()
-            if login is None:
-                if not self._no_login_reported:
-                    self._no_login_reported = True
-                    await self._notifier.login_problem(Note.NO_LOGIN, None)
-                return Refusal(Note.NO_LOGIN)
-            if login.record.invalid_at is not None:
-                return Refusal(Note.LOGIN_EXPIRED)  # admins were told when it was rejected
-            self._no_login_reported = False
-            record, answer_id = await self._answers.begin(
-                question.key,
-                chat_id=question.chat_id,
-                thread_id=question.thread_id,
-                user_id=question.user_id,
-                user_message_id=question.message_id,
-            )
-            output = make_output(answer_id)
-            return await self._run(question, record, login, answer_id, output)
+        """Answer now (the caller holds the conversation's turn), or say why not."""
+        if self._closing:
+            return Refusal(Note.RESTART)
+        login = await self._logins.current()
+        if login is None:
+            if not self._no_login_reported:
+                self._no_login_reported = True
+                await self._notifier.login_problem(Note.NO_LOGIN, None)
+            return Refusal(Note.NO_LOGIN)
+        if login.record.invalid_at is not None:
+            return Refusal(Note.LOGIN_EXPIRED)  # admins were told when it was rejected
+        self._no_login_reported = False
+        record, answer_id = await self._answers.begin(
+            question.key,
+            chat_id=question.chat_id,
+            thread_id=question.thread_id,
+            user_id=question.user_id,
+            user_message_id=question.message_id,
+            instance_id=self._instance_id,
+        )
+        output = make_output(answer_id)
+        return await self._run(question, record, login, answer_id, output)
 
-    async def title(self, key: ConversationKey, order: int) -> str:
-        """The conversation's title, once the answers asked before have been saved."""
-        async with self._queue.turn(key, order):
-            record = await self._conversations.get(key)
-            return record.title if record is not None else ""
+    async def title(self, key: ConversationKey) -> str:
+        """The conversation's title (in its turn, so answers asked before have been saved)."""
+        record = await self._conversations.get(key)
+        return record.title if record is not None else ""
 
-    async def reset(self, key: ConversationKey, order: int) -> bool:
-        """Start a fresh conversation, in turn with the questions around it."""
-        async with self._queue.turn(key, order):
-            return await self._conversations.reset(key)
+    async def reset(self, key: ConversationKey) -> bool:
+        """Start a fresh conversation (in its turn, between the questions around it)."""
+        return await self._conversations.reset(key)
 
     async def _run(
         self,
@@ -206,6 +263,9 @@ class AnswerService:
         self.running[answer_id] = running
         self._idle.clear()
         self.stats.started += 1
+        if self._metrics is not None:
+            self._metrics.answer_started()
+        started = time.monotonic()
         progress = _Progress()
         conversation = (
             Conversation(
@@ -237,6 +297,10 @@ class AnswerService:
                 error_text=outcome.detail or None,
                 conversation=self._conversation_update(record, progress),
             )
+            if self._metrics is not None:
+                self._metrics.answer_finished(outcome.status.value, time.monotonic() - started)
+                if progress.first_text_at is not None:
+                    self._metrics.first_text(progress.first_text_at - started)
         finally:
             del self.running[answer_id]
             if not self.running:
@@ -299,17 +363,17 @@ class AnswerService:
             return Outcome(AnswerStatus.FAILED, Note.INTERNAL, "user unreachable")
         except (AuthRejected, SignatureRejected) as exc:
             self._keep_partial(progress, exc)
-            self.stats.last_upstream_error = exc.message
+            self._upstream_failed(exc)
             if await self._logins.rejected(login):
                 await self._notifier.login_problem(Note.LOGIN_EXPIRED, login.auth.fingerprint)
             return Outcome(AnswerStatus.FAILED, Note.LOGIN_EXPIRED, exc.message)
         except RateLimited as exc:
             self._keep_partial(progress, exc)
-            self.stats.last_upstream_error = exc.message
+            self._upstream_failed(exc)
             return Outcome(AnswerStatus.FAILED, Note.UPSTREAM_BUSY, exc.message, exc.retry_after)
         except HailuoError as exc:
             self._keep_partial(progress, exc)
-            self.stats.last_upstream_error = exc.message
+            self._upstream_failed(exc)
             log.warning("answer %s failed: %s", running.answer_id, exc.message)
             if exc.kind == "interrupted":
                 return Outcome(AnswerStatus.INTERRUPTED, Note.INTERRUPTED, exc.message)
@@ -324,6 +388,11 @@ class AnswerService:
             return Outcome(AnswerStatus.DONE, Note.EMPTY)
         return Outcome(AnswerStatus.DONE)
 
+    def _upstream_failed(self, exc: HailuoError) -> None:
+        self.stats.last_upstream_error = exc.message
+        if self._metrics is not None:
+            self._metrics.upstream_error(exc.kind)
+
     @staticmethod
     def _keep_partial(progress: _Progress, exc: HailuoError) -> None:
         if len(exc.partial_text) > len(progress.text):
@@ -333,32 +402,71 @@ class AnswerService:
 
     # --- stopping -------------------------------------------------------------------------------
 
-    def stop(self, answer_id: int) -> RunningAnswer | None:
+    def stop_here(self, answer_id: int) -> bool:
+        """Stop an answer if this process streams it."""
         running = self.running.get(answer_id)
         if running is not None:
             running.stop()
-        return running
+        return running is not None
 
-    def find(self, chat_id: int, thread_id: int, user_id: int | None = None) -> list[RunningAnswer]:
-        return [
-            running
+    async def stop_target(self, answer_id: int) -> StopTarget | None:
+        """The answer if it can still be stopped: streaming here, or (several instances)
+        unfinished in the database."""
+        running = self.running.get(answer_id)
+        if running is not None:
+            question = running.question
+            return StopTarget(answer_id, question.chat_id, question.user_id)
+        if self._stop_relay is None:
+            return None
+        record = await self._answers.get(answer_id)
+        if record is None or record.status in FINAL_STATUSES:
+            return None
+        return StopTarget(record.id, record.chat_id, record.user_id)
+
+    async def stop(self, answer_id: int) -> None:
+        """Stop the answer here, or ask the instance that streams it."""
+        if not self.stop_here(answer_id) and self._stop_relay is not None:
+            await self._stop_relay.request_stop(answer_id)
+
+    async def stop_in(self, chat_id: int, thread_id: int, user_id: int | None) -> int:
+        """Stop what is being written in a chat's topic (for `user_id`: their answers and the
+        shared ones); returns how many answers were asked to stop."""
+        targets = {
+            running.answer_id
             for running in self.running.values()
             if running.question.chat_id == chat_id
             and running.question.thread_id == thread_id
             and (user_id is None or running.question.key.user_id in (0, user_id))
-        ]
+        }
+        if self._stop_relay is not None:
+            targets.update(
+                record.id
+                for record in await self._answers.unfinished(chat_id=chat_id)
+                if record.thread_id == thread_id
+            )
+        for answer_id in targets:
+            await self.stop(answer_id)
+        return len(targets)
 
     async def shutdown(self, grace: float) -> None:
-        """Let answers in flight finish for `grace` seconds, then interrupt the rest."""
+        """Let answers in flight finish for `grace` seconds, then interrupt the rest; questions
+        still waiting for their turn are told to send again."""
         self._closing = True
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace):
                 await self._idle.wait()
         for running in list(self.running.values()):
             running.stop(Note.RESTART)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(SHUTDOWN_DELIVERY_SECONDS):
-                await self._idle.wait()
+        if self._jobs:
+            _, pending = await asyncio.wait(set(self._jobs), timeout=SHUTDOWN_DELIVERY_SECONDS)
+            for job in pending:  # waiting behind another instance's answer
+                job.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+def conversation_name(key: ConversationKey) -> str:
+    """The conversation's name in a queue shared by every instance."""
+    return f"{key.chat_id}:{key.thread_id}:{key.user_id}"
 
 
 class _Unreachable(Exception):

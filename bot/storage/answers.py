@@ -32,6 +32,7 @@ class AnswerRecord:
     user_id: int | None
     user_message_id: int | None
     bot_message_ids: tuple[int, ...]
+    instance_id: str | None
     status: AnswerStatus
     chars: int
     error_kind: str | None
@@ -50,6 +51,7 @@ class AnswerRecord:
             user_id=row.user_id,
             user_message_id=row.user_message_id,
             bot_message_ids=tuple(row.bot_message_ids or ()),
+            instance_id=row.instance_id,
             status=AnswerStatus(row.status),
             chars=row.chars,
             error_kind=row.error_kind,
@@ -85,6 +87,7 @@ class AnswerStore:
         thread_id: int,
         user_id: int | None,
         user_message_id: int | None,
+        instance_id: str | None = None,
     ) -> tuple[ConversationRecord, int]:
         """An answer starts streaming: its conversation (made if new) and its row, in one write."""
         now = utcnow()
@@ -101,6 +104,7 @@ class AnswerStore:
                 user_id=user_id,
                 user_message_id=user_message_id,
                 bot_message_ids=[],
+                instance_id=instance_id,
                 status=AnswerStatus.STREAMING,
                 chars=0,
                 created_at=now,
@@ -169,14 +173,17 @@ class AnswerStore:
             row = await session.get(AnswerRow, answer_id)
             return AnswerRecord.of(row) if row else None
 
-    async def unfinished(self) -> list[AnswerRecord]:
-        """Answers a crash left queued or streaming: to be marked interrupted in Telegram."""
+    async def unfinished(
+        self, instance_id: str | None = None, *, chat_id: int | None = None
+    ) -> list[AnswerRecord]:
+        """Answers not finished yet: all of them, one instance's, or one chat's."""
+        query = select(AnswerRow).where(AnswerRow.status.in_(UNFINISHED_STATUSES))
+        if instance_id is not None:
+            query = query.where(AnswerRow.instance_id == instance_id)
+        if chat_id is not None:
+            query = query.where(AnswerRow.chat_id == chat_id)
         async with self._db.reading() as session:
-            rows = await session.scalars(
-                select(AnswerRow)
-                .where(AnswerRow.status.in_(UNFINISHED_STATUSES))
-                .order_by(AnswerRow.id)
-            )
+            rows = await session.scalars(query.order_by(AnswerRow.id))
             return [AnswerRecord.of(row) for row in rows]
 
     async def mark_interrupted(self, answer_ids: list[int]) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from bot.storage.database import Database, sqlite_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATION_LOCK_ID = 0x4861696C756F  # any constant shared by every instance ("Hailuo")
 
 
 class SchemaError(Exception):
@@ -61,6 +62,12 @@ async def _run(database: Database, operation: object) -> None:
         async with engine.begin() as connection:
 
             def apply(sync_connection: Connection) -> None:
+                if not database.is_sqlite:
+                    # Instances starting together migrate one after another; the later ones
+                    # then find the schema at head and do nothing.
+                    sync_connection.exec_driver_sql(
+                        f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})"
+                    )
                 config.attributes["connection"] = sync_connection
                 operation(config)  # type: ignore[operator]
 

@@ -147,6 +147,8 @@ class AnswerRow(Base):
     user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     user_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     bot_message_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    # The bot instance that streams it: only that instance marks it interrupted after a crash.
+    instance_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default=AnswerStatus.QUEUED)
     chars: Mapped[int] = mapped_column(Integer, default=0)
     error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)

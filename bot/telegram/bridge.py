@@ -15,7 +15,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from bot.config import Settings
 from bot.i18n import Translator
-from bot.services.answering import AnswerService, Outcome, Question, Refusal
+from bot.services.answering import AnswerService, Question, Refusal
 from bot.services.logins import LoginService
 from bot.storage.answers import AnswerStore
 from bot.storage.chat_settings import ChatSettingsStore
@@ -35,9 +35,10 @@ def topic_of(message: Message) -> int | None:
 
 
 class Bridge:
-    """Handlers call this. Nothing between an update's arrival and `service.answer` suspends
-    (chat settings are cached, the rate limiter is synchronous), so questions reach their
-    conversation's queue in the order Telegram delivered them."""
+    """Handlers call this. Nothing between an update's arrival and the question's place in its
+    conversation's queue suspends (chat settings are cached, the rate limiter is synchronous),
+    so questions take their places in the order Telegram delivered them; the answer itself runs
+    in the background, and the handler returns at once."""
 
     def __init__(
         self,
@@ -89,21 +90,22 @@ class Bridge:
             user = message.from_user.id
         return ConversationKey(message.chat.id, thread, user)
 
-    async def ask(self, message: Message, text: str, t: Translator) -> Outcome | Refusal | None:
-        """Answer `text` (already stripped of commands and mentions) in the message's chat."""
+    async def ask(self, message: Message, text: str, t: Translator) -> None:
+        """Queue `text` (already stripped of commands and mentions) for an answer in the
+        message's chat; returns once it has its place."""
         text = text.strip()
         user = message.from_user
         if user is None:
-            return None
+            return
         if len(text) > self.settings.max_input_chars:
             await self.reply(
                 message,
                 t.plural("too_long", len(text), limit=self.settings.max_input_chars),
             )
-            return None
+            return
         if not self._limiter.hit(self._per_user, str(user.id)):
             await self.reply(message, t("rate_limited"))
-            return None
+            return
         if (migration := self._migrations.get(message.chat.id)) is not None:
             await migration.wait()  # the group's conversations are on their way to this chat
         key = self.key_for(message)
@@ -136,10 +138,32 @@ class Bridge:
         async def queued(position: int) -> None:
             await self.reply(message, t.plural("queued", position))
 
-        outcome = await self.service.answer(question, make_output, queued)
-        if isinstance(outcome, Refusal):
-            await self.reply(message, note_text(outcome.note, t))
-        return outcome
+        async def answer() -> None:
+            outcome = await self.service.answer(question, make_output)
+            if isinstance(outcome, Refusal):
+                await self.reply(message, note_text(outcome.note, t))
+
+        await self.service.schedule(key, message.message_id, answer, queued)
+
+    async def new_conversation(self, message: Message, t: Translator) -> None:
+        """/new, in its turn: questions sent before it are answered in the old conversation."""
+        key = self.key_for(message)
+
+        async def reset() -> None:
+            done = await self.service.reset(key)
+            await self.reply(message, t("new_conversation") if done else t("nothing_to_reset"))
+
+        await self.service.schedule(key, message.message_id, reset)
+
+    async def show_title(self, message: Message, t: Translator) -> None:
+        """/title, in its turn: the title includes what the answers before it taught us."""
+        key = self.key_for(message)
+
+        async def title() -> None:
+            name = await self.service.title(key)
+            await self.reply(message, t("title", title=name) if name else t("no_title"))
+
+        await self.service.schedule(key, message.message_id, title)
 
     async def reply(self, message: Message, text: str) -> None:
         """A short notice in the message's chat and topic; failures are logged, not raised."""
@@ -187,9 +211,10 @@ class Bridge:
             return False
         return member.status in ("creator", "administrator")
 
-    async def recover_interrupted(self) -> int:
-        """Answers a crash left half-streamed: say so in Telegram and close them."""
-        leftovers = await self.answers.unfinished()
+    async def recover_interrupted(self, instance_id: str | None = None) -> int:
+        """Answers a crash left half-streamed (by this instance, when several share the
+        database): say so in Telegram and close them."""
+        leftovers = await self.answers.unfinished(instance_id)
         for answer in leftovers:
             target = (
                 answer.bot_message_ids[-1] if answer.bot_message_ids else answer.user_message_id

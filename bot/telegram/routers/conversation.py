@@ -13,22 +13,17 @@ from bot.telegram.filters import ChatTypes
 
 
 async def new_conversation(message: Message, bridge: Bridge, t: Translator) -> None:
-    key = bridge.key_for(message)
-    reset = await bridge.service.reset(key, message.message_id)
-    await bridge.reply(message, t("new_conversation") if reset else t("nothing_to_reset"))
+    await bridge.new_conversation(message, t)
 
 
 async def title(message: Message, bridge: Bridge, t: Translator) -> None:
-    name = await bridge.service.title(bridge.key_for(message), message.message_id)
-    await bridge.reply(message, t("title", title=name) if name else t("no_title"))
+    await bridge.show_title(message, t)
 
 
 async def stop(message: Message, bridge: Bridge, t: Translator) -> None:
     user_id = message.from_user.id if message.from_user else None
-    running = bridge.service.find(message.chat.id, topic_of(message) or 0, user_id)
-    for answer in running:
-        answer.stop()
-    if not running:
+    stopped = await bridge.service.stop_in(message.chat.id, topic_of(message) or 0, user_id)
+    if not stopped:
         await bridge.reply(message, t("nothing_to_stop"))
 
 

@@ -11,22 +11,22 @@ from bot.telegram.filters import CallbackPrefix
 
 
 async def draft_stopped(event: MessageGenerationStopped, bridge: Bridge) -> None:
-    running = bridge.service.running.get(event.draft_id)
-    if running is not None and running.question.chat_id == event.chat.id:
-        running.stop()
+    target = await bridge.service.stop_target(event.draft_id)  # the draft id is the answer id
+    if target is not None and target.chat_id == event.chat.id:
+        await bridge.service.stop(target.answer_id)
 
 
 async def stop_button(query: CallbackQuery, bridge: Bridge, t: Translator) -> None:
     answer_id = int((query.data or "stop:0").partition(":")[2] or 0)
-    running = bridge.service.running.get(answer_id)
-    if running is None:
+    target = await bridge.service.stop_target(answer_id)
+    if target is None:
         await query.answer(t("stop_gone"))
         return
-    asker = running.question.user_id == query.from_user.id
-    if not asker and not await bridge.is_chat_admin(running.question.chat_id, query.from_user.id):
+    asker = target.user_id == query.from_user.id
+    if not asker and not await bridge.is_chat_admin(target.chat_id, query.from_user.id):
         await query.answer(t("stop_not_yours"), show_alert=True)
         return
-    running.stop()
+    await bridge.service.stop(target.answer_id)
     await query.answer(t("stop_done"))
 
 
