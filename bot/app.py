@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
+from aiogram.fsm.storage.base import BaseEventIsolation, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import DisabledEventIsolation
+from aiogram.fsm.storage.redis import RedisEventIsolation
 from aiogram.types import (
     BotCommand,
     BotCommandScopeAllGroupChats,
@@ -16,12 +20,16 @@ from aiogram.types import (
     BotCommandScopeChat,
     User,
 )
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 
+from bot.cluster import Cluster
 from bot.config import ConfigError, Settings
 from bot.hailuo import HailuoClient
 from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator, translator
+from bot.metrics import Metrics
 from bot.services.answering import AnswerService
 from bot.services.factories import hailuo_client
+from bot.services.health import HealthCheck
 from bot.services.login_runner import LoginRunner, login_options
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
@@ -31,7 +39,9 @@ from bot.telegram.middlewares import AccessMiddleware, LanguageMiddleware
 from bot.telegram.notifier import TelegramAdminNotifier
 from bot.telegram.pacer import Pacer, PacingLimits
 from bot.telegram.routers import all_routers
+from bot.telegram.routers.admin import send_screenshot
 from bot.telegram.session import create_bot
+from bot.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -52,34 +62,85 @@ class BotApp:
     bot: Bot
     bridge: Bridge
     dispatcher: Dispatcher
+    metrics: Metrics
+    cluster: Cluster | None = None
+    web: WebServer | None = None
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def create(cls, settings: Settings) -> BotApp:
         token = settings.require_bot_token()
         database = Database(settings.database_url)
+        cluster: Cluster | None = None
         try:
             revision = await ensure_schema(database, auto_migrate=settings.auto_migrate)
-        except BaseException:
-            await database.close()
-            raise
-        log.info("database ready (%s, schema %s)", database.engine_name, revision)
-        pacer = Pacer(
-            PacingLimits(
+            log.info("database ready (%s, schema %s)", database.engine_name, revision)
+            limits = PacingLimits(
                 global_per_second=settings.pacing_global_per_second,
                 chat_interval=settings.pacing_chat_interval,
                 group_per_minute=settings.pacing_group_per_minute,
             )
-        )
-        bot = create_bot(token, pacer, settings.telegram_api_url)
+            if settings.redis_url is not None:
+                cluster = await Cluster.connect(
+                    settings.redis_url.get_secret_value(),
+                    namespace=f"hailuo-bridge:{token.partition(':')[0]}:",
+                    instance_id=settings.instance_id,
+                    limits=limits,
+                    login_timeout=settings.login_timeout,
+                )
+                await cluster.start()
+                log.info("coordinating through Redis as instance %s", settings.instance_id)
+            return await cls._assemble(settings, token, database, limits, cluster)
+        except BaseException:
+            if cluster is not None:
+                await cluster.close()
+            await database.close()
+            raise
+
+    @classmethod
+    async def _assemble(
+        cls,
+        settings: Settings,
+        token: str,
+        database: Database,
+        limits: PacingLimits,
+        cluster: Cluster | None,
+    ) -> BotApp:
+        metrics = Metrics()
+        pacer = Pacer(limits, shared=cluster.pacing if cluster else None)
+        bot = create_bot(token, pacer, settings.telegram_api_url, metrics=metrics)
         client = hailuo_client(settings)
         languages = Languages(database)
         notifier = TelegramAdminNotifier(bot, settings.admin_ids, languages)
-        service = AnswerService(database, client, notifier)
+        service = AnswerService(
+            database,
+            client,
+            notifier,
+            queue=cluster.queue if cluster else None,
+            instance_id=settings.instance_id,
+            stop_relay=cluster,
+            metrics=metrics,
+        )
         bridge = Bridge(bot, pacer, service, database, settings, languages)
         await bridge.load()
-        runner = LoginRunner(login_options(settings), bridge.logins)
+        runner = LoginRunner(login_options(settings), bridge.logins, coordination=cluster)
+        isolation: BaseEventIsolation = (
+            RedisEventIsolation(
+                cluster.redis,
+                key_builder=DefaultKeyBuilder(prefix=f"{cluster.namespace}isolation"),
+                # Handlers only queue work, so a chat's lock is held for milliseconds; the
+                # timeout only matters if an instance dies holding one.
+                lock_kwargs={"timeout": 60, "blocking_timeout": 50},
+            )
+            if cluster is not None and settings.webhook_url is not None
+            else DisabledEventIsolation()  # one process: its queues keep the order
+        )
         dispatcher = Dispatcher(
-            bridge=bridge, hailuo=client, runner=runner, started_at=time.monotonic()
+            events_isolation=isolation,
+            bridge=bridge,
+            hailuo=client,
+            runner=runner,
+            started_at=time.monotonic(),
         )
         access = AccessMiddleware(
             settings.allowed_user_ids, settings.allowed_chat_ids, settings.admin_ids
@@ -90,18 +151,81 @@ class BotApp:
         dispatcher.include_routers(*all_routers())
         dispatcher.startup.register(cls._on_startup)
         dispatcher.shutdown.register(cls._on_shutdown)
-        return cls(settings, database, pacer, bot, bridge, dispatcher)
+        app = cls(settings, database, pacer, bot, bridge, dispatcher, metrics, cluster)
+        if cluster is not None:
+            cluster.on_stop(service.stop_here)
+            cluster.on_login_request(app._login_request)
+        if settings.web_port is not None:
+            webhook = None
+            if settings.webhook_url is not None:
+                assert settings.webhook_secret is not None
+                handler = SimpleRequestHandler(
+                    dispatcher,
+                    bot,
+                    # Answer Telegram only once the update is queued (handlers return in
+                    # milliseconds), so updates delivered in order are queued in order.
+                    handle_in_background=False,
+                    secret_token=settings.webhook_secret.get_secret_value(),
+                    app=app,
+                )
+                webhook = (settings.webhook_path, handler.handle)
+            app.web = WebServer(HealthCheck(database), metrics, settings.instance_id, webhook)
+        return app
+
+    async def _login_request(self, action: str, chat_id: int) -> None:
+        """Another instance got /login cancel or a screenshot request for our browser."""
+        runner: LoginRunner = self.dispatcher["runner"]
+        if not runner.busy:
+            return
+        if action == "cancel":
+            runner.cancel()
+        elif action == "screenshot" and chat_id:
+            await send_screenshot(
+                self.bot, chat_id, runner, self.bridge.languages.for_user(chat_id)
+            )
 
     async def serve(self, *, handle_signals: bool = True) -> None:
-        """Long polling until stopped (SIGINT/SIGTERM or `stop()`)."""
-        try:
-            me = await self.bot.me()  # cached: filters then never wait for it
-        except TelegramUnauthorizedError:
-            raise ConfigError(
-                "BOT_TOKEN was rejected by Telegram: check it with @BotFather"
-            ) from None
+        """Until stopped (SIGINT/SIGTERM or `stop()`): long polling, or the webhook."""
+        me = await self._whoami()
         log.info("running as @%s", me.username)
-        await self.dispatcher.start_polling(self.bot, handle_signals=handle_signals, app=self)
+        if self.web is not None:
+            assert self.settings.web_port is not None
+            await self.web.start(self.settings.web_host, self.settings.web_port)
+        try:
+            if self.settings.webhook_url is not None:
+                await self._serve_webhook(handle_signals)
+            else:
+                await self.dispatcher.start_polling(
+                    self.bot, handle_signals=handle_signals, app=self
+                )
+        finally:
+            if self.web is not None:
+                await self.web.stop()
+
+    async def _serve_webhook(self, handle_signals: bool) -> None:
+        assert self.settings.webhook_url is not None
+        assert self.settings.webhook_secret is not None
+        workflow = {"dispatcher": self.dispatcher, "bots": [self.bot], "app": self}
+        workflow.update(self.dispatcher.workflow_data)
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, self._stopping.set)
+        await self.dispatcher.emit_startup(bot=self.bot, **workflow)
+        try:
+            # Every instance sets the same webhook; none removes it when it stops.
+            await self.bot.set_webhook(
+                url=self.settings.webhook_url,
+                secret_token=self.settings.webhook_secret.get_secret_value(),
+                allowed_updates=self.dispatcher.resolve_used_update_types(),
+            )
+            log.info("webhook set; serving updates on %s", self.settings.webhook_path)
+            await self._stopping.wait()
+        finally:
+            if handle_signals:
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
+            await self.dispatcher.emit_shutdown(bot=self.bot, **workflow)
 
     async def _whoami(self) -> User:
         """Check the token; while Telegram cannot be reached, keep trying (a bot must outlive
@@ -120,7 +244,10 @@ class BotApp:
                 delay = min(delay * 2, 60.0)
 
     async def stop(self) -> None:
-        await self.dispatcher.stop_polling()
+        if self.settings.webhook_url is not None:
+            self._stopping.set()
+        else:
+            await self.dispatcher.stop_polling()
 
     async def close(self) -> None:
         stats = self.bridge.service.stats
@@ -133,6 +260,8 @@ class BotApp:
         )
         await self.pacer.close()
         await self.bot.session.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.database.close()
 
     @staticmethod
@@ -157,7 +286,11 @@ class BotApp:
         await bridge.recover_interrupted()
 
     @staticmethod
-    async def _on_shutdown(bridge: Bridge, hailuo: HailuoClient, runner: LoginRunner) -> None:
+    async def _on_shutdown(
+        bridge: Bridge, hailuo: HailuoClient, runner: LoginRunner, app: BotApp
+    ) -> None:
+        if app.web is not None:
+            app.web.draining = True  # the load balancer stops sending us updates
         await runner.cancel_and_wait()
         await bridge.shutdown()
         await hailuo.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from bot.config import Settings
 from bot.hailuo.login import BrowserLogin, LoginDone, LoginEvent, LoginOptions
@@ -34,10 +35,28 @@ def login_options(settings: Settings) -> LoginOptions:
     )
 
 
+class LoginCoordination(Protocol):
+    """One browser login across all instances (Redis); requests reach the one running it."""
+
+    async def claim_login(self) -> bool: ...
+
+    async def release_login(self) -> None: ...
+
+    async def login_running_elsewhere(self) -> bool: ...
+
+    async def ask_login(self, action: str, chat_id: int) -> None: ...
+
+
 class LoginRunner:
-    def __init__(self, options: LoginOptions, logins: LoginService) -> None:
+    def __init__(
+        self,
+        options: LoginOptions,
+        logins: LoginService,
+        coordination: LoginCoordination | None = None,
+    ) -> None:
         self._options = options
         self._logins = logins
+        self._coordination = coordination
         self._current: BrowserLogin | None = None
         self._task: asyncio.Task[LoginRecord] | None = None
 
@@ -55,6 +74,10 @@ class LoginRunner:
         """Drive one login to its end; raises LoginBusy, LoginCancelled or LoginError."""
         if self._current is not None:
             raise LoginBusy
+        if self._coordination is not None and not await self._coordination.claim_login():
+            raise LoginBusy  # another instance runs one
+        if self._current is not None:  # a local one started while we asked
+            raise LoginBusy
         login = self._current = BrowserLogin(self._options)
         self._task = asyncio.create_task(self._drive(login, on_event, obtained_by, source))
         try:
@@ -69,6 +92,8 @@ class LoginRunner:
         finally:
             self._current = None
             self._task = None
+            if self._coordination is not None:
+                await self._coordination.release_login()
 
     async def _drive(
         self,
@@ -90,6 +115,22 @@ class LoginRunner:
             return False
         self._task.cancel()
         return True
+
+    async def cancel_anywhere(self) -> bool:
+        """Cancel the login, here or on the instance running it."""
+        if self.cancel():
+            return True
+        if self._coordination is not None and await self._coordination.login_running_elsewhere():
+            await self._coordination.ask_login("cancel", 0)
+            return True
+        return False
+
+    async def screenshot_elsewhere(self, chat_id: int) -> bool:
+        """Ask the instance running the login to send its screenshot to `chat_id`."""
+        if self._coordination is not None and await self._coordination.login_running_elsewhere():
+            await self._coordination.ask_login("screenshot", chat_id)
+            return True
+        return False
 
     async def cancel_and_wait(self) -> None:
         """At shutdown: stop a running login and let it close its browser."""

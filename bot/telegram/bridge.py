@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 import limits
 from aiogram import Bot
@@ -63,6 +65,7 @@ class Bridge:
         self._per_user = limits.RateLimitItemPerMinute(settings.questions_per_minute)
         self._modes: dict[int, ContextMode] = {}
         self._migrations: dict[int, asyncio.Event] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     async def load(self) -> None:
         """Cache the chat settings that differ from the defaults."""
@@ -211,10 +214,11 @@ class Bridge:
             return False
         return member.status in ("creator", "administrator")
 
-    async def recover_interrupted(self, instance_id: str | None = None) -> int:
-        """Answers a crash left half-streamed (by this instance, when several share the
-        database): say so in Telegram and close them."""
-        leftovers = await self.answers.unfinished(instance_id)
+    async def recover_interrupted(self) -> int:
+        """Answers a crash left half-streamed: say so in Telegram and close them. With several
+        instances (Redis), each takes only its own: the others' are still streaming."""
+        scope = self.settings.instance_id if self.settings.redis_url is not None else None
+        leftovers = await self.answers.unfinished(scope)
         for answer in leftovers:
             target = (
                 answer.bot_message_ids[-1] if answer.bot_message_ids else answer.user_message_id
@@ -243,5 +247,14 @@ class Bridge:
             log.info("marked %d answer(s) interrupted by the last shutdown", len(leftovers))
         return len(leftovers)
 
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Long work a handler starts and does not wait for; ended at shutdown."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def shutdown(self) -> None:
         await self.service.shutdown(self.settings.shutdown_grace)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)

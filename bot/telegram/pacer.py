@@ -10,6 +10,9 @@ Every limit counts calls when they *end*, and calls still in flight count too: a
 reaches Telegram within some second either was still running or had ended within that second
 when a later one was granted. So however the network or the event loop delays requests, Telegram
 never sees more than the limit in any window.
+
+With several instances, a `SharedBudget` (Redis, in `bot.cluster`) keeps the same books for all
+of them: a permit this process would grant is also taken there, and given back when the call ends.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,23 @@ class PacingLimits:
     group_per_minute: float = 19.0
 
 
+@dataclass(frozen=True, slots=True)
+class SharedVerdict:
+    granted: bool
+    chat_wait: float = 0.0  # this chat may be written to again in this many seconds
+    global_wait: float = 0.0  # the bot as a whole may make a call again in this many seconds
+
+
+class SharedBudget(Protocol):
+    """Limits kept across instances; the pacer still orders its own waiters."""
+
+    async def take(self, chat_id: int) -> SharedVerdict: ...
+
+    async def give_back(self, chat_id: int) -> None: ...
+
+    async def penalize(self, chat_id: int, retry_after: float) -> None: ...
+
+
 @dataclass
 class _ChatState:
     is_group: bool
@@ -63,10 +84,16 @@ class _Waiter:
 
 class Pacer:
     def __init__(
-        self, limits: PacingLimits | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        limits: PacingLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        shared: SharedBudget | None = None,
     ) -> None:
         self.limits = limits or PacingLimits()
         self._clock = clock
+        self._shared = shared
+        self._global_hold_until = float("-inf")  # what the shared budget last said
+        self._releases: set[asyncio.Task[None]] = set()
         self._chats: dict[int, _ChatState] = {}
         self._queues: tuple[dict[int, _Waiter], ...] = tuple({} for _ in Priority)
         self._global_stamps: deque[float] = deque()  # when recent calls ended
@@ -112,6 +139,25 @@ class Pacer:
         state = self._chats.get(chat_id)
         if state is None or not state.busy:
             return
+        if self._shared is not None:
+            # The chat stays busy here until the shared books have the call's end: a permit
+            # taken before that would find the chat still in flight there.
+            task = asyncio.get_running_loop().create_task(self._release_shared(chat_id))
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
+            return
+        self._release_local(state)
+
+    async def _release_shared(self, chat_id: int) -> None:
+        assert self._shared is not None
+        try:
+            await self._shared.give_back(chat_id)
+        finally:
+            state = self._chats.get(chat_id)
+            if state is not None and state.busy:
+                self._release_local(state)
+
+    def _release_local(self, state: _ChatState) -> None:
         now = self._clock()
         state.busy = False
         state.next_free = max(state.next_free, now + self.limits.chat_interval)
@@ -127,9 +173,17 @@ class Pacer:
         state = self._state(chat_id)
         state.next_free = max(state.next_free, self._clock() + retry_after)
         log.warning("Telegram asked to wait %.0f s before writing to chat %s", retry_after, chat_id)
+        if self._shared is not None:
+            task = asyncio.get_running_loop().create_task(
+                self._shared.penalize(chat_id, retry_after)
+            )
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
         self._wakeup.set()
 
     async def close(self) -> None:
+        if self._releases:
+            await asyncio.gather(*self._releases, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -164,7 +218,9 @@ class Pacer:
         stamps = self._global_stamps
         while stamps and stamps[0] <= now - 1.0:
             stamps.popleft()
-        ready = max(now, self._last_grant + 1.0 / self.limits.global_per_second)
+        ready = max(
+            now, self._last_grant + 1.0 / self.limits.global_per_second, self._global_hold_until
+        )
         if self._in_flight + len(stamps) >= self.limits.global_per_second:
             # Full: the next permit comes when a recent call leaves the window (or one ends).
             ready = max(ready, stamps[0] + 1.0) if stamps else float("inf")
@@ -187,7 +243,7 @@ class Pacer:
             if self._clock() > next_cleanup:
                 self._forget_idle_chats(self._clock())
                 next_cleanup = self._clock() + 60
-            delay = self._grant_what_we_can()
+            delay = await self._grant_what_we_can()
             if delay is None:
                 await self._wakeup.wait()
                 continue
@@ -197,7 +253,7 @@ class Pacer:
             except TimeoutError:
                 pass
 
-    def _grant_what_we_can(self) -> float | None:
+    async def _grant_what_we_can(self) -> float | None:
         """Grant permits now; return how long until the next may be possible (None: no waiters)."""
         while True:
             now = self._clock()
@@ -223,7 +279,24 @@ class Pacer:
             if global_ready > now:
                 # inf: everything is in flight; a release will wake us.
                 return None if global_ready == float("inf") else max(0.0, global_ready - now)
-            self._grant(chosen, now)
+            if self._shared is not None and not await self._take_shared(chosen):
+                continue
+            self._grant(chosen, self._clock())
+
+    async def _take_shared(self, waiter: _Waiter) -> bool:
+        """The shared books agree (they count the other instances' calls too)."""
+        assert self._shared is not None
+        verdict = await self._shared.take(waiter.chat_id)
+        if not verdict.granted:
+            now = self._clock()
+            state = self._state(waiter.chat_id)
+            state.next_free = max(state.next_free, now + verdict.chat_wait)
+            self._global_hold_until = max(self._global_hold_until, now + verdict.global_wait)
+            return False
+        if waiter.future.done():  # cancelled while we asked: hand the permit back
+            await self._shared.give_back(waiter.chat_id)
+            return False
+        return True
 
     def _grant(self, waiter: _Waiter, now: float) -> None:
         del self._queues[waiter.priority][waiter.seq]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
+from typing import Any, Protocol
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramRetryAfter
+from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
 from aiogram.methods import (
     EditMessageReplyMarkup,
     EditMessageText,
@@ -64,10 +65,51 @@ class PacingMiddleware(BaseRequestMiddleware):
         raise AssertionError("unreachable")
 
 
-def create_bot(token: str, pacer: Pacer, api_url: str | None = None, **session: Any) -> Bot:
+class CallMetrics(Protocol):
+    def telegram_call(self, method: str, result: str, seconds: float) -> None: ...
+
+
+class CallMetricsMiddleware(BaseRequestMiddleware):
+    """Counts and times every request that reaches the Bot API (each retry too)."""
+
+    def __init__(self, metrics: CallMetrics) -> None:
+        self.metrics = metrics
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        name = method.__api_method__
+        started = time.monotonic()
+        result = "error"
+        try:
+            response = await make_request(bot, method)
+            result = "ok"
+            return response
+        except TelegramRetryAfter:
+            result = "retry_after"
+            raise
+        except TelegramAPIError:
+            result = "error"
+            raise
+        finally:
+            self.metrics.telegram_call(name, result, time.monotonic() - started)
+
+
+def create_bot(
+    token: str,
+    pacer: Pacer,
+    api_url: str | None = None,
+    metrics: CallMetrics | None = None,
+    **session: Any,
+) -> Bot:
     api = TelegramAPIServer.from_base(api_url) if api_url else None
     aiohttp_session = AiohttpSession(api=api, **session) if api else AiohttpSession(**session)
     aiohttp_session.middleware(PacingMiddleware(pacer))
+    if metrics is not None:
+        aiohttp_session.middleware(CallMetricsMiddleware(metrics))
     return Bot(
         token=token,
         session=aiohttp_session,

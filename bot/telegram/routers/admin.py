@@ -57,9 +57,8 @@ async def login(
 ) -> None:
     action = (command.args or "").strip().lower()
     if action == "cancel":
-        await bridge.reply(
-            message, t("login_cancelled") if runner.cancel() else t("login_not_running")
-        )
+        cancelled = await runner.cancel_anywhere()
+        await bridge.reply(message, t("login_cancelled") if cancelled else t("login_not_running"))
         return
     if action == "screenshot":
         await send_screenshot(bot, message.chat.id, runner, t)
@@ -68,6 +67,14 @@ async def login(
         await bridge.reply(message, t("login_busy"))
         return
     status = await bot.send_message(chat_id=message.chat.id, text=t("login_starting"))
+    # Minutes of waiting for a person: off the handler, so this chat's updates keep flowing
+    # (the cancel button among them).
+    bridge.spawn(_login_flow(message, status, bridge, runner, bot, t))
+
+
+async def _login_flow(
+    message: Message, status: Message, bridge: Bridge, runner: LoginRunner, bot: Bot, t: Translator
+) -> None:
     site = bridge.settings.hailuo_base_url
     link = ""
 
@@ -126,7 +133,8 @@ async def login(
 
 async def send_screenshot(bot: Bot, chat_id: int, runner: LoginRunner, t: Translator) -> None:
     if not runner.busy:
-        await bot.send_message(chat_id=chat_id, text=t("login_not_running"))
+        if not await runner.screenshot_elsewhere(chat_id):
+            await bot.send_message(chat_id=chat_id, text=t("login_not_running"))
         return
     picture = await runner.screenshot()
     if picture is None:
@@ -138,7 +146,7 @@ async def send_screenshot(bot: Bot, chat_id: int, runner: LoginRunner, t: Transl
 async def login_button(query: CallbackQuery, runner: LoginRunner, bot: Bot, t: Translator) -> None:
     await query.answer()
     if query.data == "login:cancel":
-        runner.cancel()
+        await runner.cancel_anywhere()
     elif query.message is not None:
         await send_screenshot(bot, query.message.chat.id, runner, t)
 

@@ -1,0 +1,118 @@
+"""Several instances working as one bot, through Redis (set `REDIS_URL`).
+
+Nothing here is needed by a single process, and nothing here knows Telegram or Hailuo: it offers
+the shared conversation queue, the shared pacing budget, the instance heartbeat, a channel for
+stop and login requests, and the lock that lets one browser login run at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, RedisError
+
+from bot.cluster.events import EventBus
+from bot.cluster.pacing import RedisPacingBudget
+from bot.cluster.presence import InstanceIdInUse, Presence
+from bot.cluster.queue import RedisConversationQueue
+from bot.telegram.pacer import PacingLimits
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Cluster", "ClusterError", "InstanceIdInUse"]
+
+STOP_EVENT = "stop"
+LOGIN_EVENT = "login"
+
+
+class ClusterError(Exception):
+    """Redis cannot be used; the message never contains the URL (it may hold a password)."""
+
+
+class Cluster:
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str,
+        instance_id: str,
+        limits: PacingLimits,
+        login_timeout: float,
+    ) -> None:
+        self.redis = redis
+        self.namespace = namespace
+        self.presence = Presence(redis, namespace, instance_id)
+        self.bus = EventBus(redis, f"{namespace}events")
+        self.queue = RedisConversationQueue(redis, namespace, self.presence, self.bus)
+        self.pacing = RedisPacingBudget(redis, namespace, self.presence.incarnation, limits)
+        self._login_lock: Lock = redis.lock(
+            f"{namespace}login", timeout=login_timeout + 120, blocking=False
+        )
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        namespace: str,
+        instance_id: str,
+        limits: PacingLimits,
+        login_timeout: float,
+    ) -> Cluster:
+        redis = Redis.from_url(url, socket_connect_timeout=10, health_check_interval=30)
+        try:
+            await redis.ping()
+        except (RedisError, OSError) as exc:
+            await redis.aclose()
+            raise ClusterError(
+                f"cannot reach Redis at REDIS_URL ({type(exc).__name__}); is it running?"
+            ) from None
+        return cls(redis, namespace, instance_id, limits, login_timeout)
+
+    async def start(self) -> None:
+        await self.presence.start()
+        await self.bus.start()
+
+    async def close(self) -> None:
+        await self.queue.close()
+        await self.bus.stop()
+        await self.presence.stop()
+        await self.redis.aclose()
+
+    # --- stop requests (the answering service's StopRelay) -----------------------------------
+
+    async def request_stop(self, answer_id: int) -> None:
+        await self.bus.publish(STOP_EVENT, answer=answer_id)
+
+    def on_stop(self, stop_here: Callable[[int], bool]) -> None:
+        async def handle(message: dict[str, Any]) -> None:
+            stop_here(int(message.get("answer", 0)))
+
+        self.bus.on(STOP_EVENT, handle)
+
+    # --- the browser login (LoginRunner's LoginCoordination) ----------------------------------
+
+    async def claim_login(self) -> bool:
+        try:
+            return bool(await self._login_lock.acquire())
+        except RedisError as exc:
+            raise ClusterError(f"Redis is unavailable ({type(exc).__name__})") from None
+
+    async def release_login(self) -> None:
+        with contextlib.suppress(LockError, RedisError):
+            await self._login_lock.release()
+
+    async def login_running_elsewhere(self) -> bool:
+        return bool(await self.redis.exists(f"{self.namespace}login"))
+
+    async def ask_login(self, action: str, chat_id: int) -> None:
+        await self.bus.publish(LOGIN_EVENT, action=action, chat=chat_id)
+
+    def on_login_request(self, handler: Callable[[str, int], Awaitable[None]]) -> None:
+        async def handle(message: dict[str, Any]) -> None:
+            await handler(str(message.get("action")), int(message.get("chat", 0)))
+
+        self.bus.on(LOGIN_EVENT, handle)
