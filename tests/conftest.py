@@ -106,6 +106,21 @@ async def scratch_postgres_database() -> AsyncIterator[str]:
         await admin.close()
 
 
+REDIS_SKIP_REASON = (
+    "TEST_REDIS_URL is not set: the several-instance tests need Redis "
+    "(e.g. TEST_REDIS_URL=redis://127.0.0.1:6379/0); CI always sets it"
+)
+
+
+def require_redis() -> str:
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the Redis tests, but TEST_REDIS_URL is not set")
+        pytest.skip(REDIS_SKIP_REASON)
+    return url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     if request.param == "sqlite":

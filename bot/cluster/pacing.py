@@ -31,20 +31,26 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local member, interval = ARGV[1], tonumber(ARGV[2])
 local is_group, group_limit = ARGV[3] == '1', tonumber(ARGV[4])
 local global_limit, flight = tonumber(ARGV[5]), tonumber(ARGV[6])
+-- A stamp in the future is a call still in flight: its end is unknown, so look again soon.
+local function until_free(stamp, after)
+  if stamp > now then return 100 end
+  return stamp + after - now
+end
 local penalty = redis.call('PTTL', KEYS[4])
 if penalty > 0 then return {1, penalty} end
 local free_at = tonumber(redis.call('GET', KEYS[2]) or '0')
+if free_at > now + interval then return {1, 100} end
 if free_at > now then return {1, free_at - now} end
 if is_group then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 60000)
   local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
   local spacing = math.floor(60000 / group_limit)
   if #last > 0 and tonumber(last[2]) + spacing > now then
-    return {1, tonumber(last[2]) + spacing - now}
+    return {1, until_free(tonumber(last[2]), spacing)}
   end
   if redis.call('ZCARD', KEYS[3]) >= group_limit then
     local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-    return {1, tonumber(first[2]) + 60000 - now}
+    return {1, until_free(tonumber(first[2]), 60000)}
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1000)
@@ -53,7 +59,7 @@ local spacing = math.floor(1000 / global_limit)
 if last_grant + spacing > now then return {2, last_grant + spacing - now} end
 if redis.call('ZCARD', KEYS[1]) >= global_limit then
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {2, math.max(1, tonumber(first[2]) + 1000 - now)}
+  return {2, math.max(1, until_free(tonumber(first[2]), 1000))}
 end
 redis.call('ZADD', KEYS[1], now + flight, member)
 redis.call('PEXPIRE', KEYS[1], flight + 2000)

@@ -17,7 +17,9 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
 BOT_ID = 7_000_000_001
@@ -161,6 +163,12 @@ class TelegramStandIn:
         self._global_stamps: deque[float] = deque()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        # Webhook mode: what setWebhook registered, and the instances behind the load balancer
+        # that the public URL leads to (updates go to them in turn, one at a time, in order).
+        self.webhook: dict[str, str] | None = None
+        self.backends: list[str] = []
+        self.deliveries: list[tuple[int, str, int]] = []  # update id, backend, HTTP status
+        self._delivery: asyncio.Task[None] | None = None
 
     # --- server -------------------------------------------------------------------------------
 
@@ -177,6 +185,9 @@ class TelegramStandIn:
         return self.base_url
 
     async def stop(self) -> None:
+        if self._delivery is not None:
+            self._delivery.cancel()
+            await asyncio.gather(self._delivery, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -261,7 +272,58 @@ class TelegramStandIn:
         }
 
     def api_deleteWebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = None
         return True
+
+    def api_setWebhook(self, params: dict[str, Any]) -> bool:
+        url = params.get("url", "")
+        if not url.startswith(("https://", "http://")):
+            raise ApiError(400, "Bad Request: bad webhook: an HTTPS URL must be provided")
+        self.webhook = {"url": url, "secret": params.get("secret_token", "")}
+        if self._delivery is None:
+            self._delivery = asyncio.get_running_loop().create_task(self._deliver())
+        return True
+
+    def api_getWebhookInfo(self, params: dict[str, Any]) -> dict[str, Any]:
+        url = self.webhook["url"] if self.webhook else ""
+        return {"url": url, "has_custom_certificate": False, "pending_update_count": 0}
+
+    async def _deliver(self) -> None:
+        """Like Telegram with a load balancer in front of the bot: each update is posted to the
+        next instance in turn with the secret header; an update that fails (refused
+        connection, non-2xx) is tried on the next instance, and again later."""
+        turn = itertools.count()
+        async with aiohttp.ClientSession() as session:
+            while True:
+                async with self._new_update:
+                    await self._new_update.wait_for(
+                        lambda: bool(self._updates and self.webhook and self.backends)
+                    )
+                assert self.webhook is not None
+                update = self._updates[0]
+                path = urlsplit(self.webhook["url"]).path
+                delivered = False
+                for _ in range(len(self.backends)):
+                    backend = self.backends[next(turn) % len(self.backends)]
+                    try:
+                        async with session.post(
+                            backend + path,
+                            json=update,
+                            headers={"X-Telegram-Bot-Api-Secret-Token": self.webhook["secret"]},
+                            timeout=aiohttp.ClientTimeout(total=60),
+                        ) as response:
+                            await response.read()
+                            status = response.status
+                    except (aiohttp.ClientError, TimeoutError):
+                        status = 0
+                    self.deliveries.append((int(update["update_id"]), backend, status))
+                    if 200 <= status < 300:
+                        delivered = True
+                        break
+                if delivered:
+                    self._updates.remove(update)
+                else:
+                    await asyncio.sleep(0.2)
 
     def api_setMyCommands(self, params: dict[str, Any]) -> bool:
         scope = _json(params.get("scope")) or {"type": "default"}
@@ -271,6 +333,12 @@ class TelegramStandIn:
         return True
 
     async def api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.webhook is not None:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
         self.polls += 1
         offset = int(params.get("offset", 0) or 0)
         timeout = float(params.get("timeout", 0) or 0)

@@ -1,0 +1,387 @@
+"""Several instances in webhook mode on PostgreSQL and Redis, behind a load balancer.
+
+The Bot API stand-in plays Telegram and the load balancer: it posts each update, in order, to
+the next instance. The tests that need PostgreSQL and Redis say so by name and marker; the
+webhook secret test needs neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from bot.app import BotApp
+from bot.config import Settings
+from bot.storage.answers import AnswerStore
+from bot.storage.models import AnswerStatus
+from tests.bridge_env import store_login
+from tests.conftest import make_auth, require_redis, scratch_postgres_database, sqlite_url
+from tests.standins.hailuo import HailuoStandIn
+from tests.standins.telegram import TelegramStandIn
+
+PUBLIC_URL = "https://bot.example.org/telegram/webhook"
+SECRET = "webhook-secret-" + "x" * 16
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def own_telegram() -> AsyncIterator[TelegramStandIn]:
+    """A bot of its own per test: Redis keys are namespaced by the bot id, so tests never meet."""
+    standin = TelegramStandIn(f"{secrets.randbelow(10**9) + 10**9}:TEST-cluster-token")
+    await standin.start()
+    yield standin
+    await standin.stop()
+
+
+@pytest.fixture
+async def shared_state() -> AsyncIterator[tuple[str, str]]:
+    """A scratch PostgreSQL database and the Redis server (both required here)."""
+    redis_url = require_redis()
+    async with scratch_postgres_database() as database_url:
+        yield database_url, redis_url
+
+
+async def forget_redis_keys(redis_url: str, token: str) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in redis.scan_iter(f"hailuo-bridge:{token.split(':')[0]}:*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def instance(
+    tmp_path: Path,
+    telegram: TelegramStandIn,
+    hailuo: HailuoStandIn,
+    database_url: str,
+    instance_id: str,
+    **settings: Any,
+) -> AsyncIterator[BotApp]:
+    """One bot instance in this process, serving the webhook on a free port."""
+    config = Settings(
+        bot_token=telegram.token,
+        database_url=database_url,
+        telegram_api_url=telegram.base_url,
+        hailuo_base_url=hailuo.base_url,
+        webhook_url=PUBLIC_URL,
+        webhook_secret=SECRET,
+        web_host="127.0.0.1",
+        web_port=free_port(),
+        instance_id=instance_id,
+        shutdown_grace=5.0,
+        login_profile_dir=tmp_path / f"profile-{instance_id}",
+        **settings,
+    )
+    app = await BotApp.create(config)
+    task = asyncio.create_task(app.serve(handle_signals=False))
+    try:
+        await telegram.wait_for(lambda: app.web and app.web.port, what="the web server")
+        telegram.backends.append(f"http://127.0.0.1:{config.web_port}")
+        yield app
+    finally:
+        with contextlib.suppress(ValueError):
+            telegram.backends.remove(f"http://127.0.0.1:{config.web_port}")
+        await app.stop()
+        async with asyncio.timeout(60):
+            await task
+        await app.close()
+
+
+def instance_env(
+    workdir: Path,
+    telegram: TelegramStandIn,
+    hailuo: HailuoStandIn,
+    database_url: str,
+    redis_url: str,
+    instance_id: str,
+    port: int,
+) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(workdir),
+        "PYTHONPATH": str(ROOT),
+        "BOT_TOKEN": telegram.token,
+        "DATABASE_URL": database_url,
+        "TELEGRAM_API_URL": telegram.base_url,
+        "HAILUO_BASE_URL": hailuo.base_url,
+        "REDIS_URL": redis_url,
+        "WEBHOOK_URL": PUBLIC_URL,
+        "WEBHOOK_SECRET": SECRET,
+        "WEB_HOST": "127.0.0.1",
+        "WEB_PORT": str(port),
+        "INSTANCE_ID": instance_id,
+        "LOGIN_PROFILE_DIR": str(workdir / "profile"),
+    }
+
+
+async def healthy(url: str) -> bool:
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url + "/healthz") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+async def wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
+    async with asyncio.timeout(120):
+        while not await healthy(url):
+            assert process.returncode is None, "the instance exited during start-up"
+            await asyncio.sleep(0.1)
+
+
+def final_texts(telegram: TelegramStandIn, chat_id: int) -> list[str]:
+    """What the bot wrote in the chat, queue notices left out."""
+    return [m.text for m in telegram.bot_messages(chat_id) if not m.text.startswith("⏳")]
+
+
+# --- the webhook secret (no PostgreSQL or Redis needed) ------------------------------------------
+
+
+async def test_webhook_refuses_requests_without_the_secret(
+    tmp_path: Path, own_telegram: TelegramStandIn, hailuo: HailuoStandIn
+) -> None:
+    telegram = own_telegram
+    database_url = sqlite_url(tmp_path)
+    auth = make_auth()
+    hailuo.valid_tokens.add(auth.token)
+    await store_login(database_url, auth)
+    telegram.add_private_chat(42, "Alice")
+    async with instance(tmp_path, telegram, hailuo, database_url, "solo") as app:
+        await telegram.wait_for(lambda: telegram.webhook, what="setWebhook")
+        assert telegram.webhook == {"url": PUBLIC_URL, "secret": SECRET}
+        assert app.web is not None
+        update = {
+            "update_id": 999,
+            "message": {
+                "message_id": 1,
+                "date": 0,
+                "chat": {"id": 42, "type": "private", "first_name": "Alice"},
+                "from": {"id": 42, "is_bot": False, "first_name": "Alice"},
+                "text": "Hello from a forger",
+            },
+        }
+        url = f"http://127.0.0.1:{app.web.port}/telegram/webhook"
+        async with aiohttp.ClientSession() as session:
+            for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong-" + SECRET}):
+                async with session.post(url, json=update, headers=headers) as response:
+                    assert response.status == 401
+            # The same update with the secret is served: the refusal was about the secret.
+            headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+            async with session.post(url, json=update, headers=headers) as response:
+                assert response.status == 200
+        await telegram.wait_for(lambda: final_texts(telegram, 42), what="the genuine answer")
+        assert len(hailuo.requests) == 1
+        assert hailuo.requests[0].fields["msgContent"] == "Hello from a forger"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{app.web.port}/healthz") as response:
+                health = await response.json()
+            async with session.get(f"http://127.0.0.1:{app.web.port}/metrics") as response:
+                metrics = await response.text()
+    assert health["status"] == "ok"
+    assert health["login"] == "valid"
+    assert 'hailuo_bridge_answers_total{status="done"} 1.0' in metrics
+    assert "hailuo_bridge_streams_in_flight 0.0" in metrics
+    assert 'hailuo_bridge_telegram_calls_total{method="sendMessage",result="ok"}' in metrics
+    assert telegram.token not in metrics
+
+
+# --- two instances on PostgreSQL and Redis -------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_two_instances_postgres_redis_burst_of_100_chats(
+    tmp_path: Path,
+    own_telegram: TelegramStandIn,
+    hailuo: HailuoStandIn,
+    shared_state: tuple[str, str],
+) -> None:
+    """Each chat answered once, the two instances sharing Telegram's limits: zero 429s."""
+    telegram = own_telegram
+    database_url, redis_url = shared_state
+    auth = make_auth()
+    hailuo.valid_tokens.add(auth.token)
+    await store_login(database_url, auth)
+    hailuo.chunk_count, hailuo.chunk_delay = 4, 0.2
+    chats = [5_000 + n for n in range(100)]
+    for chat in chats:
+        telegram.add_private_chat(chat, f"User {chat}")
+    try:
+        async with (
+            instance(tmp_path, telegram, hailuo, database_url, "a", redis_url=redis_url) as a,
+            instance(tmp_path, telegram, hailuo, database_url, "b", redis_url=redis_url) as b,
+        ):
+            await asyncio.gather(
+                *(telegram.send_text(chat, chat, f"question {chat}") for chat in chats)
+            )
+            await telegram.wait_for(
+                lambda: all(final_texts(telegram, chat) for chat in chats),
+                timeout=180,
+                what="an answer in every chat",
+            )
+            await telegram.wait_for(
+                lambda: not a.bridge.service.running and not b.bridge.service.running,
+                what="all answers saved",
+            )
+            served = (a.bridge.service.stats.started, b.bridge.service.stats.started)
+            counts = await a.bridge.answers.counts_by_status()
+    finally:
+        await forget_redis_keys(redis_url, telegram.token)
+    assert telegram.rate_limited == []
+    assert all(len(final_texts(telegram, chat)) == 1 for chat in chats)  # never twice
+    assert len(hailuo.requests) == 100
+    assert counts[AnswerStatus.DONE] == 100
+    assert min(served) > 0, served  # the load balancer really split the work
+    assert sum(served) == 100
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_two_instances_postgres_redis_keep_one_chat_in_order(
+    tmp_path: Path,
+    own_telegram: TelegramStandIn,
+    hailuo: HailuoStandIn,
+    shared_state: tuple[str, str],
+) -> None:
+    """Questions of one chat, delivered to both instances in turn, are answered one at a time,
+    in order, in one Hailuo conversation; /stop reaches the instance that streams."""
+    telegram = own_telegram
+    database_url, redis_url = shared_state
+    auth = make_auth()
+    hailuo.valid_tokens.add(auth.token)
+    await store_login(database_url, auth)
+    hailuo.answer_for = lambda question: f"Answer to {question}."
+    hailuo.chunk_count, hailuo.chunk_delay = 5, 0.1
+    telegram.add_private_chat(42, "Alice")
+    try:
+        async with (
+            instance(tmp_path, telegram, hailuo, database_url, "a", redis_url=redis_url),
+            instance(tmp_path, telegram, hailuo, database_url, "b", redis_url=redis_url),
+        ):
+            for n in range(1, 5):
+                await telegram.send_text(42, 42, f"q{n}")
+            await telegram.wait_for(
+                lambda: len(final_texts(telegram, 42)) >= 4, timeout=120, what="four answers"
+            )
+            delivered_to = {backend for _, backend, status in telegram.deliveries if status == 200}
+            # A long answer, stopped with /stop sent to whichever instance gets it.
+            hailuo.answer_for = None
+            hailuo.chunk_count, hailuo.chunk_delay = 400, 0.1
+            await telegram.send_text(42, 42, "tell me everything")
+            await telegram.wait_for(lambda: len(hailuo.requests) == 5, what="the long answer")
+            await telegram.wait_for(lambda: len(hailuo.requests[4].chunks) >= 3, what="streaming")
+            await telegram.send_text(42, 42, "/stop")
+            await telegram.wait_for(
+                lambda: len(final_texts(telegram, 42)) >= 5, timeout=60, what="the stopped answer"
+            )
+    finally:
+        await forget_redis_keys(redis_url, telegram.token)
+    texts = final_texts(telegram, 42)
+    assert texts[:4] == [f"Answer to q{n}." for n in range(1, 5)]
+    assert len(delivered_to) == 2
+    upstream = hailuo.requests
+    assert [request.fields["msgContent"] for request in upstream[:4]] == ["q1", "q2", "q3", "q4"]
+    first_chat = upstream[1].fields["chatID"]
+    assert first_chat and all(request.fields["chatID"] == first_chat for request in upstream[1:])
+    for before, after in itertools.pairwise(upstream[:4]):
+        assert after.chunks[0][0] >= before.chunks[-1][0]  # never two answers at once
+    assert upstream[4].outcome == "disconnected"
+    assert len(upstream[4].chunks) < 400
+    assert texts[4].endswith("⏹ Stopped.")
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_killed_instance_postgres_redis_other_serves_and_restart_marks_answer(
+    tmp_path: Path,
+    own_telegram: TelegramStandIn,
+    hailuo: HailuoStandIn,
+    shared_state: tuple[str, str],
+) -> None:
+    telegram = own_telegram
+    database_url, redis_url = shared_state
+    auth = make_auth()
+    hailuo.valid_tokens.add(auth.token)
+    await store_login(database_url, auth)
+    telegram.add_private_chat(42, "Alice")
+    telegram.add_private_chat(43, "Bob")
+    workdir = tmp_path / "a"
+    workdir.mkdir()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = instance_env(workdir, telegram, hailuo, database_url, redis_url, "a", port)
+
+    async def start_a() -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", cwd=workdir, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await wait_healthy(url, process)
+        return process
+
+    process = await start_a()
+    try:
+        async with instance(
+            tmp_path, telegram, hailuo, database_url, "b", redis_url=redis_url
+        ) as b:
+            # Only instance a gets the long question.
+            telegram.backends[:] = [url]
+            hailuo.chunk_count, hailuo.chunk_delay = 400, 0.1
+            await telegram.send_text(42, 42, "a long story, please")
+            await telegram.wait_for(lambda: telegram.draft_frames(42), what="a streaming")
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+            telegram.backends[:] = [url, f"http://127.0.0.1:{b.settings.web_port}"]
+
+            # The other instance keeps serving: another chat at once...
+            hailuo.chunk_count, hailuo.chunk_delay = 3, 0.05
+            await telegram.send_text(43, 43, "are you there?")
+            await telegram.wait_for(lambda: final_texts(telegram, 43), what="b answering Bob")
+            # ...and the same chat once a's place in the queue has been cleared (heartbeat).
+            await telegram.send_text(42, 42, "hello again")
+            await telegram.wait_for(
+                lambda: final_texts(telegram, 42), timeout=60, what="b answering Alice"
+            )
+            answers = AnswerStore(b.database)
+            interrupted = [r for r in await answers.unfinished() if r.instance_id == "a"]
+            assert len(interrupted) == 1  # b leaves a's answer alone: a may still be alive
+
+            process = await start_a()  # a comes back and marks its own answer
+            await telegram.wait_for(
+                lambda: any("restart" in text for text in final_texts(telegram, 42)),
+                timeout=60,
+                what="the interrupted answer marked",
+            )
+            record = await answers.get(interrupted[0].id)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(60):
+                _, err = await process.communicate()
+            assert telegram.token not in err.decode()
+        await forget_redis_keys(redis_url, telegram.token)
+    assert record is not None
+    assert record.status is AnswerStatus.INTERRUPTED
+    assert telegram.rate_limited == []
