@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import random
+import socket
 import sys
 import tempfile
 import time
@@ -22,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
+
 from bot.telegram.render import PartSplitter
-from tests.conftest import make_auth
+from tests.conftest import make_auth, scratch_postgres_database
 from tests.standins.hailuo import HailuoStandIn
 from tests.standins.telegram import Limits, TelegramStandIn
 
@@ -210,34 +214,56 @@ class Harness:
             "LOG_LEVEL": "INFO",
             "AUTH_FILE": str(auth_file),
         }
-        if implementation == "bridge":
-            await _check(sys.executable, "-m", "bot", "auth", "import", str(auth_file), env=env)
-            command = [sys.executable, "-m", "bot"]
-        else:
-            command = [sys.executable, "-m", "bench.naive"]
-        log_path = run_dir / "bot.log"
-        with log_path.open("wb") as log_file:
-            process = await asyncio.create_subprocess_exec(
-                *command, env=env, stdout=log_file, stderr=log_file
-            )
-            try:
+        async with contextlib.AsyncExitStack() as stack:
+            instances = 1
+            if implementation.startswith("cluster"):
+                instances = int(implementation.rpartition("-")[2])
+                env["DATABASE_URL"] = await stack.enter_async_context(scratch_postgres_database())
+                env["REDIS_URL"] = self.args.redis_url
+                env["WEBHOOK_URL"] = "https://bench.example.org/hook"
+                env["WEBHOOK_SECRET"] = "bench-webhook-secret-0123456789"
+                env["WEB_HOST"] = "127.0.0.1"
+                stack.push_async_callback(_forget_redis_keys, self.args.redis_url)
+            if implementation == "naive":
+                command = [sys.executable, "-m", "bench.naive"]
+            else:
+                await _check(sys.executable, "-m", "bot", "auth", "import", str(auth_file), env=env)
+                command = [sys.executable, "-m", "bot"]
+            processes, logs = [], []
+            for number in range(instances):
+                log_path = run_dir / f"bot-{number}.log"
+                logs.append(log_path)
+                own = dict(env)
+                if instances > 1 or implementation.startswith("cluster"):
+                    port = _free_port()
+                    own.update(WEB_PORT=str(port), INSTANCE_ID=f"bench-{number}")
+                    telegram.backends.append(f"http://127.0.0.1:{port}")
+                log_file = stack.enter_context(log_path.open("wb"))
+                process = await asyncio.create_subprocess_exec(
+                    *command, env=own, stdout=log_file, stderr=log_file
+                )
+                stack.push_async_callback(_terminate, process)
+                processes.append(process)
+            if implementation.startswith("cluster"):
+                await telegram.wait_for(
+                    lambda: telegram.webhook and len(telegram.calls_of("setWebhook")) >= instances,
+                    timeout=120,
+                    what="every instance to set the webhook",
+                )
+            else:
                 await telegram.wait_for(lambda: telegram.polls, timeout=60, what="the bot to poll")
-                cpu_at_start, _ = _process_usage(process.pid)  # imports (aiogram's types) excluded
-                started = time.monotonic()
-                await self._ask(shape, questions, telegram)
-                await self._wait_done(questions, telegram, implementation)
-                seconds = time.monotonic() - started
-                cpu, rss = _process_usage(process.pid)
-            finally:
-                process.terminate()
-                try:
-                    async with asyncio.timeout(30):
-                        await process.wait()
-                except TimeoutError:
-                    process.kill()
+            # Imports (aiogram's types) are excluded from the CPU figure.
+            cpu_at_start = sum(_process_usage(p.pid)[0] for p in processes)
+            started = time.monotonic()
+            await self._ask(shape, questions, telegram)
+            await self._wait_done(questions, telegram, implementation)
+            seconds = time.monotonic() - started
+            usage = [_process_usage(p.pid) for p in processes]
+            cpu, rss = sum(u[0] for u in usage), sum(u[1] for u in usage)
         result = Result(implementation, shape.name, len(questions), seconds)
         result.cpu_seconds, result.peak_rss_mb = cpu - cpu_at_start, rss
-        result.db_writes = _db_writes(log_path.read_text(errors="replace"))
+        writes = [_db_writes(path.read_text(errors="replace")) for path in logs]
+        result.db_writes = None if None in writes else sum(w or 0 for w in writes)
         self._measure(result, questions, telegram, hailuo, shape)
         return result
 
@@ -410,6 +436,34 @@ def _staleness(shown: list[Any], chunks: list[tuple[float, str]], group: bool) -
     return lags
 
 
+async def _terminate(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        async with asyncio.timeout(30):
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _forget_redis_keys(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in redis.scan_iter(f"hailuo-bridge:{TOKEN.split(':')[0]}:*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
 def _process_usage(pid: int) -> tuple[float, float]:
     """CPU seconds (user + system) and peak resident memory in MB, from /proc."""
     try:
@@ -468,9 +522,14 @@ async def _main(args: argparse.Namespace) -> list[Result]:
         arrivals_per_second=args.arrivals_per_second,
         arrival_seconds=args.arrival_seconds,
     )
-    plan = [("bridge", light), ("bridge", saturated)]
-    if not args.skip_naive:
-        plan.append(("naive", light))
+    if args.cluster:
+        # One instance against two, both in webhook mode on PostgreSQL and Redis.
+        os.environ.setdefault("TEST_POSTGRES_URL", args.postgres_url)
+        plan = [("cluster-1", saturated), ("cluster-2", saturated)]
+    else:
+        plan = [("bridge", light), ("bridge", saturated)]
+        if not args.skip_naive:
+            plan.append(("naive", light))
     results = []
     for implementation, shape in plan:
         print(f"running {implementation} / {shape.name} …", file=sys.stderr)
@@ -491,6 +550,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=240.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="saturated load on one and on two instances (webhook, PostgreSQL, Redis)",
+    )
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
     args = parser.parse_args(argv)
     results = asyncio.run(_main(args))

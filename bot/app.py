@@ -70,6 +70,7 @@ class BotApp:
     @classmethod
     async def create(cls, settings: Settings) -> BotApp:
         token = settings.require_bot_token()
+        settings.require_webhook_settings()
         database = Database(settings.database_url)
         cluster: Cluster | None = None
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/hailuo-bridge.sqlite3"
@@ -132,6 +132,11 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis:// or rediss:// URL")
         return value
 
+    @field_validator("instance_id", mode="before")
+    @classmethod
+    def _default_instance_id(cls, value: object) -> object:
+        return socket.gethostname() if value == "" else value
+
     @field_validator("instance_id")
     @classmethod
     def _instance_id(cls, value: str) -> str:
@@ -139,24 +144,25 @@ class Settings(BaseSettings):
             raise ValueError("must be 1-64 characters of A-Z, a-z, 0-9, _ . : and -")
         return value
 
-    @model_validator(mode="after")
-    def _webhook_needs_secret_and_port(self) -> Settings:
-        if self.webhook_url is not None:
-            if self.webhook_secret is None:
-                raise ValueError(
-                    "WEBHOOK_SECRET must be set when WEBHOOK_URL is set "
-                    "(every instance needs the same one)"
-                )
-            if self.web_port is None:
-                raise ValueError("WEB_PORT must be set when WEBHOOK_URL is set")
-        return self
+    def require_webhook_settings(self) -> None:
+        """Webhook mode needs a secret and a port; only the bot itself needs them, so `db
+        upgrade` in a release phase runs with the same environment and no port."""
+        if self.webhook_url is None:
+            return
+        if self.webhook_secret is None:
+            raise ConfigError(
+                "WEBHOOK_SECRET must be set when WEBHOOK_URL is set "
+                "(the same on every instance)"
+            )
+        if self.web_port is None:
+            raise ConfigError("WEB_PORT must be set when WEBHOOK_URL is set")
 
     @property
     def webhook_path(self) -> str:
         """The path updates are posted to, as the load balancer forwards it."""
         return urlsplit(self.webhook_url or "").path or "/"
 
-    @field_validator("hailuo_proxy", "login_url", "browser_path", mode="before")
+    @field_validator("hailuo_proxy", "login_url", "browser_path", "web_port", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -197,9 +203,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
             message = str(error["msg"]).removeprefix("Value error, ")
-            if error["loc"]:
-                lines.append(f"{str(error['loc'][0]).upper()}: {message}")
-            else:
-                lines.append(message)  # a rule across settings names them itself
+            lines.append(f"{name}: {message}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -48,3 +48,19 @@ def test_every_setting_is_in_env_example_and_readme() -> None:
         env = name.upper()
         assert env in documented, f"{env} is missing from .env.example"
         assert f"`{env}`" in readme, f"{env} is missing from the README's table"
+
+
+def test_webhook_mode_needs_a_secret_and_a_port_but_only_to_run_the_bot() -> None:
+    settings = load_settings(webhook_url="https://bot.example.org/hook")
+    assert settings.webhook_path == "/hook"  # `db upgrade` in a release phase still works
+    with pytest.raises(ConfigError, match="WEBHOOK_SECRET"):
+        settings.require_webhook_settings()
+    with pytest.raises(ConfigError, match="WEB_PORT"):
+        load_settings(
+            webhook_url="https://bot.example.org/hook", webhook_secret="s" * 20
+        ).require_webhook_settings()
+    with pytest.raises(ConfigError) as caught:
+        load_settings(webhook_secret="short", redis_url="http://x:secret-pass@h")
+    assert "WEBHOOK_SECRET" in str(caught.value)
+    assert "REDIS_URL" in str(caught.value)
+    assert "secret-pass" not in str(caught.value)

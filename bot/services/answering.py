@@ -438,12 +438,8 @@ class AnswerService:
             and running.question.thread_id == thread_id
             and (user_id is None or running.question.key.user_id in (0, user_id))
         }
-        if self._stop_relay is not None:
-            targets.update(
-                record.id
-                for record in await self._answers.unfinished(chat_id=chat_id)
-                if record.thread_id == thread_id
-            )
+        if self._stop_relay is not None:  # streaming on other instances
+            targets.update(await self._answers.unfinished_in(chat_id, thread_id, user_id))
         for answer_id in targets:
             await self.stop(answer_id)
         return len(targets)

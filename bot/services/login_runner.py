@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from bot.config import Settings
-from bot.hailuo.login import BrowserLogin, LoginDone, LoginEvent, LoginOptions
+from bot.hailuo.login import BrowserLogin, LoginDone, LoginError, LoginEvent, LoginOptions
 from bot.services.logins import LoginService
 from bot.storage.logins import LoginRecord
 
@@ -74,8 +74,13 @@ class LoginRunner:
         """Drive one login to its end; raises LoginBusy, LoginCancelled or LoginError."""
         if self._current is not None:
             raise LoginBusy
-        if self._coordination is not None and not await self._coordination.claim_login():
-            raise LoginBusy  # another instance runs one
+        if self._coordination is not None:
+            try:
+                claimed = await self._coordination.claim_login()
+            except Exception as exc:
+                raise LoginError(f"the instances cannot agree on who logs in: {exc}") from None
+            if not claimed:
+                raise LoginBusy  # another instance runs one
         if self._current is not None:  # a local one started while we asked
             raise LoginBusy
         login = self._current = BrowserLogin(self._options)

@@ -173,18 +173,31 @@ class AnswerStore:
             row = await session.get(AnswerRow, answer_id)
             return AnswerRecord.of(row) if row else None
 
-    async def unfinished(
-        self, instance_id: str | None = None, *, chat_id: int | None = None
-    ) -> list[AnswerRecord]:
-        """Answers not finished yet: all of them, one instance's, or one chat's."""
+    async def unfinished(self, instance_id: str | None = None) -> list[AnswerRecord]:
+        """Answers not finished yet: all of them, or one instance's."""
         query = select(AnswerRow).where(AnswerRow.status.in_(UNFINISHED_STATUSES))
         if instance_id is not None:
             query = query.where(AnswerRow.instance_id == instance_id)
-        if chat_id is not None:
-            query = query.where(AnswerRow.chat_id == chat_id)
         async with self._db.reading() as session:
             rows = await session.scalars(query.order_by(AnswerRow.id))
             return [AnswerRecord.of(row) for row in rows]
+
+    async def unfinished_in(self, chat_id: int, thread_id: int, user_id: int | None) -> list[int]:
+        """Unfinished answers in a chat's topic that `user_id` may stop: in conversations shared
+        by the chat, or their own (None: all)."""
+        query = (
+            select(AnswerRow.id)
+            .join(ConversationRow, ConversationRow.id == AnswerRow.conversation_id)
+            .where(
+                AnswerRow.status.in_(UNFINISHED_STATUSES),
+                AnswerRow.chat_id == chat_id,
+                AnswerRow.thread_id == thread_id,
+            )
+        )
+        if user_id is not None:
+            query = query.where(ConversationRow.user_id.in_((0, user_id)))
+        async with self._db.reading() as session:
+            return list(await session.scalars(query))
 
     async def mark_interrupted(self, answer_ids: list[int]) -> None:
         if not answer_ids:

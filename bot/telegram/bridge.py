@@ -251,7 +251,12 @@ class Bridge:
         """Long work a handler starts and does not wait for; ended at shutdown."""
         task = asyncio.create_task(work)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("background work failed", exc_info=exc)
 
     async def shutdown(self) -> None:
         await self.service.shutdown(self.settings.shutdown_grace)
