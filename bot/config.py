@@ -151,8 +151,7 @@ class Settings(BaseSettings):
             return
         if self.webhook_secret is None:
             raise ConfigError(
-                "WEBHOOK_SECRET must be set when WEBHOOK_URL is set "
-                "(the same on every instance)"
+                "WEBHOOK_SECRET must be set when WEBHOOK_URL is set (the same on every instance)"
             )
         if self.web_port is None:
             raise ConfigError("WEB_PORT must be set when WEBHOOK_URL is set")

@@ -24,9 +24,16 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.app import BotApp
+from bot.cluster import Cluster
 from bot.config import Settings
+from bot.hailuo.login import LoginOptions
+from bot.services.login_runner import LoginBusy, LoginRunner
+from bot.services.logins import LoginService
 from bot.storage.answers import AnswerStore
+from bot.storage.database import Database
+from bot.storage.migrations import ensure_schema
 from bot.storage.models import AnswerStatus
+from bot.telegram.pacer import PacingLimits
 from tests.bridge_env import store_login
 from tests.conftest import make_auth, require_redis, scratch_postgres_database, sqlite_url
 from tests.standins.hailuo import HailuoStandIn
@@ -385,3 +392,50 @@ async def test_killed_instance_postgres_redis_other_serves_and_restart_marks_ans
     assert record is not None
     assert record.status is AnswerStatus.INTERRUPTED
     assert telegram.rate_limited == []
+
+
+@pytest.mark.redis
+async def test_login_runs_once_across_instances_redis(tmp_path: Path) -> None:
+    """While one instance's browser runs, /login elsewhere is refused before any browser starts,
+    and /login cancel there reaches the instance running it."""
+    redis_url = require_redis()
+    namespace = f"hailuo-bridge:{secrets.randbelow(10**9)}:"
+    clusters = [
+        await Cluster.connect(redis_url, namespace, name, PacingLimits(), login_timeout=60)
+        for name in ("a", "b")
+    ]
+    for cluster in clusters:
+        await cluster.start()
+    requests: list[tuple[str, int]] = []
+
+    async def on_request(action: str, chat_id: int) -> None:
+        requests.append((action, chat_id))
+
+    clusters[0].on_login_request(on_request)
+    database = Database(sqlite_url(tmp_path))
+    await ensure_schema(database, auto_migrate=True)
+    options = LoginOptions(base_url="http://127.0.0.1:9", profile_dir=tmp_path / "profile")
+    runner_b = LoginRunner(options, LoginService(database), coordination=clusters[1])
+    try:
+        assert await clusters[0].claim_login()  # instance a's browser is running
+        events: list[object] = []
+
+        async def progress(event: object) -> None:
+            events.append(event)
+
+        with pytest.raises(LoginBusy):
+            await runner_b.run(progress, obtained_by=1, source="test")
+        assert events == []  # no browser was started for the refused login
+        assert not (tmp_path / "profile").exists()
+        assert await runner_b.cancel_anywhere()
+        assert await runner_b.screenshot_elsewhere(77)
+        async with asyncio.timeout(30):
+            while len(requests) < 2:
+                await asyncio.sleep(0.02)
+        assert requests == [("cancel", 0), ("screenshot", 77)]
+        await clusters[0].release_login()
+        assert not await runner_b.cancel_anywhere()  # nothing runs anywhere now
+    finally:
+        for cluster in clusters:
+            await cluster.close()
+        await database.close()
