@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 PRIVATE_COMMANDS = ("start", "help", "new", "stop", "title", "lang")
 GROUP_COMMANDS = ("ask", "new", "stop", "title", "context", "lang", "help")
 ADMIN_COMMANDS = ("login", "status", "logout")
+ABANDONED_SWEEP_SECONDS = 60.0
 
 
 def _commands(names: tuple[str, ...], t: Translator) -> list[BotCommand]:
@@ -265,8 +266,18 @@ class BotApp:
             await self.cluster.close()
         await self.database.close()
 
+    async def _sweep_abandoned(self) -> None:
+        """Now and then, close answers that instances which are gone left unfinished."""
+        assert self.cluster is not None
+        while True:
+            try:
+                await self.bridge.recover_abandoned(self.cluster.instance_running)
+            except Exception as exc:  # Redis or the database briefly unavailable
+                log.warning("could not look for abandoned answers: %s", type(exc).__name__)
+            await asyncio.sleep(ABANDONED_SWEEP_SECONDS)
+
     @staticmethod
-    async def _on_startup(bot: Bot, bridge: Bridge) -> None:
+    async def _on_startup(bot: Bot, bridge: Bridge, app: BotApp) -> None:
         for language in LANGUAGES:
             t = translator(language)
             code = None if language == DEFAULT_LANGUAGE else language
@@ -285,6 +296,8 @@ class BotApp:
             except TelegramAPIError as exc:  # e.g. the admin never opened a chat with the bot
                 log.info("admin commands not set for %s: %s", admin, exc)
         await bridge.recover_interrupted()
+        if app.cluster is not None:
+            bridge.spawn(app._sweep_abandoned())
 
     @staticmethod
     async def _on_shutdown(

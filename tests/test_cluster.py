@@ -16,12 +16,14 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import update
 
 from bot.app import BotApp
 from bot.cluster import Cluster
@@ -30,9 +32,10 @@ from bot.hailuo.login import LoginOptions
 from bot.services.login_runner import LoginBusy, LoginRunner
 from bot.services.logins import LoginService
 from bot.storage.answers import AnswerStore
+from bot.storage.conversations import ConversationKey
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
-from bot.storage.models import AnswerStatus
+from bot.storage.models import AnswerRow, AnswerStatus, utcnow
 from bot.telegram.pacer import PacingLimits
 from tests.bridge_env import store_login
 from tests.conftest import make_auth, require_redis, scratch_postgres_database, sqlite_url
@@ -439,3 +442,53 @@ async def test_login_runs_once_across_instances_redis(tmp_path: Path) -> None:
         for cluster in clusters:
             await cluster.close()
         await database.close()
+
+
+@pytest.mark.redis
+async def test_answers_of_instances_gone_for_good_are_closed_redis(
+    tmp_path: Path, own_telegram: TelegramStandIn, hailuo: HailuoStandIn
+) -> None:
+    """An instance that never comes back (scaled down) cannot mark its answers: after ten
+    minutes, a running instance does — but never those of an instance that is running."""
+    telegram = own_telegram
+    redis_url = require_redis()
+    database_url = sqlite_url(tmp_path)
+    await store_login(database_url, make_auth())
+    telegram.add_private_chat(42, "Alice")
+    telegram.add_private_chat(43, "Bob")
+    database = Database(database_url)
+    answers = AnswerStore(database)
+    started: dict[str, int] = {}
+    for chat, owner in ((42, "gone"), (43, "busy")):
+        _, started[owner] = await answers.begin(
+            ConversationKey(chat),
+            chat_id=chat,
+            thread_id=0,
+            user_id=chat,
+            user_message_id=1,
+            instance_id=owner,
+        )
+    async with database.writing() as session:  # both began an hour ago
+        await session.execute(update(AnswerRow).values(started_at=utcnow() - timedelta(hours=1)))
+    await database.close()
+    namespace = f"hailuo-bridge:{telegram.token.split(':')[0]}:"
+    busy = await Cluster.connect(redis_url, namespace, "busy", PacingLimits(), login_timeout=60)
+    await busy.start()  # instance "busy" is running (slowly)
+    try:
+        async with instance(
+            tmp_path, telegram, hailuo, database_url, "a", redis_url=redis_url
+        ) as app:
+            await telegram.wait_for(
+                lambda: final_texts(telegram, 42), what="the abandoned answer closed"
+            )
+            gone = await app.bridge.answers.get(started["gone"])
+            kept = await app.bridge.answers.get(started["busy"])
+    finally:
+        await busy.close()
+        await forget_redis_keys(redis_url, telegram.token)
+    assert final_texts(telegram, 42) == [
+        "⚠️ Interrupted by a restart — please send your question again."
+    ]
+    assert final_texts(telegram, 43) == []
+    assert gone is not None and gone.status is AnswerStatus.INTERRUPTED
+    assert kept is not None and kept.status is AnswerStatus.STREAMING

@@ -82,6 +82,9 @@ class Cluster:
         await self.presence.stop()
         await self.redis.aclose()
 
+    async def instance_running(self, instance_id: str) -> bool:
+        return await self.presence.instance_running(instance_id)
+
     # --- stop requests (the answering service's StopRelay) -----------------------------------
 
     async def request_stop(self, answer_id: int) -> None:

@@ -64,6 +64,10 @@ class Presence:
         await self._redis.set(self.alive_key(self.incarnation), self.instance_id, px=ttl)
         self._task = asyncio.create_task(self._beat(), name="presence")
 
+    async def instance_running(self, instance_id: str) -> bool:
+        """Some process holds this instance id (it may be this one)."""
+        return bool(await self._redis.exists(f"{self._namespace}instance:{instance_id}"))
+
     async def is_alive(self, incarnation: str) -> bool:
         if incarnation == self.incarnation:
             return True

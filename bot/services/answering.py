@@ -280,6 +280,7 @@ class AnswerService:
         running.task = asyncio.create_task(
             self._consume(login, question.text, conversation, progress, output)
         )
+        outcome: Outcome | None = None
         try:
             outcome = await self._outcome(running, login, progress)
             try:
@@ -297,14 +298,16 @@ class AnswerService:
                 error_text=outcome.detail or None,
                 conversation=self._conversation_update(record, progress),
             )
-            if self._metrics is not None:
-                self._metrics.answer_finished(outcome.status.value, time.monotonic() - started)
-                if progress.first_text_at is not None:
-                    self._metrics.first_text(progress.first_text_at - started)
         finally:
             del self.running[answer_id]
             if not self.running:
                 self._idle.set()
+            if self._metrics is not None:
+                # Counted however the answer ended (the process being stopped included).
+                status = outcome.status if outcome is not None else AnswerStatus.INTERRUPTED
+                self._metrics.answer_finished(status.value, time.monotonic() - started)
+                if progress.first_text_at is not None:
+                    self._metrics.first_text(progress.first_text_at - started)
         return outcome
 
     @staticmethod

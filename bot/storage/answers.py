@@ -199,15 +199,19 @@ class AnswerStore:
         async with self._db.reading() as session:
             return list(await session.scalars(query))
 
-    async def mark_interrupted(self, answer_ids: list[int]) -> None:
+    async def mark_interrupted(self, answer_ids: list[int]) -> list[int]:
+        """Close unfinished answers; returns the ones this call closed, so that when two
+        instances try at once, only one of them tells the user."""
         if not answer_ids:
-            return
+            return []
         async with self._db.writing() as session:
-            await session.execute(
+            closed = await session.scalars(
                 update(AnswerRow)
                 .where(AnswerRow.id.in_(answer_ids), AnswerRow.status.in_(UNFINISHED_STATUSES))
                 .values(status=AnswerStatus.INTERRUPTED, error_kind="restart", finished_at=utcnow())
+                .returning(AnswerRow.id)
             )
+            return sorted(closed)
 
     async def counts_by_status(self) -> dict[AnswerStatus, int]:
         async with self._db.reading() as session:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 import limits
@@ -19,16 +20,19 @@ from bot.config import Settings
 from bot.i18n import Translator
 from bot.services.answering import AnswerService, Question, Refusal
 from bot.services.logins import LoginService
-from bot.storage.answers import AnswerStore
+from bot.storage.answers import AnswerRecord, AnswerStore
 from bot.storage.chat_settings import ChatSettingsStore
 from bot.storage.conversations import ConversationKey, ConversationStore
 from bot.storage.database import Database
-from bot.storage.models import NO_TOPIC, SHARED, ContextMode
+from bot.storage.models import NO_TOPIC, SHARED, ContextMode, utcnow
 from bot.telegram.languages import Languages
 from bot.telegram.pacer import Pacer
 from bot.telegram.streaming import Place, TelegramAnswer, note_text
 
 log = logging.getLogger(__name__)
+
+# An answer this old whose instance is not running will not be finished by anyone.
+ABANDONED_AFTER = timedelta(minutes=10)
 
 
 def topic_of(message: Message) -> int | None:
@@ -218,8 +222,38 @@ class Bridge:
         """Answers a crash left half-streamed: say so in Telegram and close them. With several
         instances (Redis), each takes only its own: the others' are still streaming."""
         scope = self.settings.instance_id if self.settings.redis_url is not None else None
-        leftovers = await self.answers.unfinished(scope)
+        closed = await self._close_and_tell(await self.answers.unfinished(scope))
+        if closed:
+            log.info("marked %d answer(s) interrupted by the last shutdown", closed)
+        return closed
+
+    async def recover_abandoned(self, instance_running: Callable[[str], Awaitable[bool]]) -> int:
+        """Answers left unfinished for ABANDONED_AFTER by instances that are not running (scaled
+        down, or gone for good): nobody else would ever tell their users."""
+        cutoff = utcnow() - ABANDONED_AFTER
+        candidates = [
+            answer
+            for answer in await self.answers.unfinished()
+            if answer.instance_id != self.settings.instance_id
+            and (answer.started_at or answer.created_at) < cutoff
+        ]
+        gone: dict[str | None, bool] = {}
+        for answer in candidates:
+            if answer.instance_id not in gone:
+                running = answer.instance_id is not None and await instance_running(
+                    answer.instance_id
+                )
+                gone[answer.instance_id] = not running
+        closed = await self._close_and_tell([a for a in candidates if gone[a.instance_id]])
+        if closed:
+            log.info("marked %d answer(s) of stopped instances interrupted", closed)
+        return closed
+
+    async def _close_and_tell(self, leftovers: list[AnswerRecord]) -> int:
+        closed = set(await self.answers.mark_interrupted([answer.id for answer in leftovers]))
         for answer in leftovers:
+            if answer.id not in closed:
+                continue  # another instance got there first
             target = (
                 answer.bot_message_ids[-1] if answer.bot_message_ids else answer.user_message_id
             )
@@ -242,10 +276,7 @@ class Bridge:
                 )
             except TelegramAPIError as exc:
                 log.warning("could not mark answer %s as interrupted: %s", answer.id, exc)
-        await self.answers.mark_interrupted([answer.id for answer in leftovers])
-        if leftovers:
-            log.info("marked %d answer(s) interrupted by the last shutdown", len(leftovers))
-        return len(leftovers)
+        return len(closed)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Long work a handler starts and does not wait for; ended at shutdown."""
