@@ -24,10 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
-
 from bot.telegram.render import PartSplitter
-from tests.conftest import make_auth, scratch_postgres_database
+from tests.conftest import forget_redis_keys, make_auth, scratch_postgres_database
 from tests.standins.hailuo import HailuoStandIn
 from tests.standins.telegram import Limits, TelegramStandIn
 
@@ -223,7 +221,7 @@ class Harness:
                 env["WEBHOOK_URL"] = "https://bench.example.org/hook"
                 env["WEBHOOK_SECRET"] = "bench-webhook-secret-0123456789"
                 env["WEB_HOST"] = "127.0.0.1"
-                stack.push_async_callback(_forget_redis_keys, self.args.redis_url)
+                stack.push_async_callback(forget_redis_keys, self.args.redis_url, TOKEN)
             if implementation == "naive":
                 command = [sys.executable, "-m", "bench.naive"]
             else:
@@ -452,16 +450,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-async def _forget_redis_keys(redis_url: str) -> None:
-    redis = Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in redis.scan_iter(f"hailuo-bridge:{TOKEN.split(':')[0]}:*")]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
 
 
 def _process_usage(pid: int) -> tuple[float, float]:

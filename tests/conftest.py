@@ -121,6 +121,20 @@ def require_redis() -> str:
     return url
 
 
+async def forget_redis_keys(redis_url: str, bot_token: str) -> None:
+    """Remove what a bot (by its id; every key is namespaced by it) left in Redis."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(redis_url)
+    try:
+        pattern = f"hailuo-bridge:{bot_token.split(':')[0]}:*"
+        keys = [key async for key in redis.scan_iter(pattern)]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     if request.param == "sqlite":

@@ -22,7 +22,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from redis.asyncio import Redis
 from sqlalchemy import update
 
 from bot.app import BotApp
@@ -38,7 +37,13 @@ from bot.storage.migrations import ensure_schema
 from bot.storage.models import AnswerRow, AnswerStatus, utcnow
 from bot.telegram.pacer import PacingLimits
 from tests.bridge_env import store_login
-from tests.conftest import make_auth, require_redis, scratch_postgres_database, sqlite_url
+from tests.conftest import (
+    forget_redis_keys,
+    make_auth,
+    require_redis,
+    scratch_postgres_database,
+    sqlite_url,
+)
 from tests.standins.hailuo import HailuoStandIn
 from tests.standins.telegram import TelegramStandIn
 
@@ -63,21 +68,14 @@ async def own_telegram() -> AsyncIterator[TelegramStandIn]:
 
 
 @pytest.fixture
-async def shared_state() -> AsyncIterator[tuple[str, str]]:
-    """A scratch PostgreSQL database and the Redis server (both required here)."""
+async def shared_state(hailuo: HailuoStandIn) -> AsyncIterator[tuple[str, str]]:
+    """A scratch PostgreSQL database holding a login, and the Redis server (both required)."""
     redis_url = require_redis()
     async with scratch_postgres_database() as database_url:
+        auth = make_auth()
+        hailuo.valid_tokens.add(auth.token)
+        await store_login(database_url, auth)
         yield database_url, redis_url
-
-
-async def forget_redis_keys(redis_url: str, token: str) -> None:
-    redis = Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in redis.scan_iter(f"hailuo-bridge:{token.split(':')[0]}:*")]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
 
 
 @contextlib.asynccontextmanager
@@ -231,9 +229,6 @@ async def test_two_instances_postgres_redis_burst_of_100_chats(
     """Each chat answered once, the two instances sharing Telegram's limits: zero 429s."""
     telegram = own_telegram
     database_url, redis_url = shared_state
-    auth = make_auth()
-    hailuo.valid_tokens.add(auth.token)
-    await store_login(database_url, auth)
     hailuo.chunk_count, hailuo.chunk_delay = 4, 0.2
     chats = [5_000 + n for n in range(100)]
     for chat in chats:
@@ -279,9 +274,6 @@ async def test_two_instances_postgres_redis_keep_one_chat_in_order(
     in order, in one Hailuo conversation; /stop reaches the instance that streams."""
     telegram = own_telegram
     database_url, redis_url = shared_state
-    auth = make_auth()
-    hailuo.valid_tokens.add(auth.token)
-    await store_login(database_url, auth)
     hailuo.answer_for = lambda question: f"Answer to {question}."
     hailuo.chunk_count, hailuo.chunk_delay = 5, 0.1
     telegram.add_private_chat(42, "Alice")
@@ -332,9 +324,6 @@ async def test_killed_instance_postgres_redis_other_serves_and_restart_marks_ans
 ) -> None:
     telegram = own_telegram
     database_url, redis_url = shared_state
-    auth = make_auth()
-    hailuo.valid_tokens.add(auth.token)
-    await store_login(database_url, auth)
     telegram.add_private_chat(42, "Alice")
     telegram.add_private_chat(43, "Bob")
     workdir = tmp_path / "a"
@@ -369,10 +358,11 @@ async def test_killed_instance_postgres_redis_other_serves_and_restart_marks_ans
             hailuo.chunk_count, hailuo.chunk_delay = 3, 0.05
             await telegram.send_text(43, 43, "are you there?")
             await telegram.wait_for(lambda: final_texts(telegram, 43), what="b answering Bob")
-            # ...and the same chat once a's place in the queue has been cleared (heartbeat).
+            # ...and the same chat once a's place in the queue has been cleared (its heartbeat
+            # expires in 10 s; a Telegram call it had in flight stops counting after 30 s).
             await telegram.send_text(42, 42, "hello again")
             await telegram.wait_for(
-                lambda: final_texts(telegram, 42), timeout=60, what="b answering Alice"
+                lambda: final_texts(telegram, 42), timeout=120, what="b answering Alice"
             )
             answers = AnswerStore(b.database)
             interrupted = [r for r in await answers.unfinished() if r.instance_id == "a"]
