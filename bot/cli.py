@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         setup_logging(args.log_level or _quiet_level(args, settings))
-        if settings.bot_token is not None:
-            register_secret(settings.bot_token.get_secret_value())
+        for secret in settings.secret_values():
+            register_secret(secret)
         handler: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]] = args.handler
         return asyncio.run(handler(args, settings))
     except (ConfigError, SchemaError) as exc:

@@ -156,6 +156,25 @@ class Settings(BaseSettings):
         if self.web_port is None:
             raise ConfigError("WEB_PORT must be set when WEBHOOK_URL is set")
 
+    def secret_values(self) -> list[str]:
+        """Everything logs must never show: tokens, the webhook secret, passwords in URLs."""
+        values = [
+            secret.get_secret_value()
+            for secret in (self.bot_token, self.webhook_secret)
+            if secret is not None
+        ]
+        urls = [self.database_url]
+        if self.redis_url is not None:
+            urls.append(self.redis_url.get_secret_value())
+        for url in urls:
+            try:
+                password = urlsplit(url).password
+            except ValueError:
+                password = None
+            if password:
+                values.append(password)
+        return values
+
     @property
     def webhook_path(self) -> str:
         """The path updates are posted to, as the load balancer forwards it."""

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,11 @@ _SETTINGS = {
     "AUTO_MIGRATE",
     "LOGIN_PROFILE_DIR",
     "LOGIN_TIMEOUT",
+    "REDIS_URL",
+    "WEBHOOK_URL",
+    "WEBHOOK_SECRET",
+    "WEB_PORT",
+    "INSTANCE_ID",
 }
 
 
@@ -77,6 +83,20 @@ async def test_run_without_bot_token_says_so(workdir: Path) -> None:
     result = await run_cli(cwd=workdir, env=cli_env(workdir))
     assert result.code == 2
     assert "BOT_TOKEN is not set" in result.err
+    assert "Traceback" not in result.err
+
+
+async def test_unreachable_redis_is_said_without_its_password(workdir: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    redis_url = f"redis://:redis-password-42@127.0.0.1:{port}/0"
+    result = await run_cli(
+        cwd=workdir, env=cli_env(workdir, BOT_TOKEN="123:abc", REDIS_URL=redis_url)
+    )
+    assert result.code == 2
+    assert "cannot reach Redis at REDIS_URL" in result.err
+    assert "redis-password-42" not in result.err
     assert "Traceback" not in result.err
 
 

@@ -20,6 +20,7 @@ from bot.cluster.events import EventBus
 from bot.cluster.pacing import RedisPacingBudget
 from bot.cluster.presence import InstanceIdInUse, Presence
 from bot.cluster.queue import RedisConversationQueue
+from bot.config import ConfigError
 from bot.telegram.pacer import PacingLimits
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ STOP_EVENT = "stop"
 LOGIN_EVENT = "login"
 
 
-class ClusterError(Exception):
+class ClusterError(ConfigError):
     """Redis cannot be used; the message never contains the URL (it may hold a password)."""
 
 

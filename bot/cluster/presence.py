@@ -18,6 +18,8 @@ import uuid
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bot.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 TTL_SECONDS = 10.0
@@ -32,7 +34,7 @@ return 0
 """
 
 
-class InstanceIdInUse(Exception):
+class InstanceIdInUse(ConfigError):
     """Another running process holds this INSTANCE_ID."""
 
 
