@@ -36,7 +36,7 @@ from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
 from bot.storage.models import AnswerRow, AnswerStatus, utcnow
 from bot.telegram.pacer import PacingLimits
-from tests.bridge_env import store_login
+from tests.bridge_env import ADMIN, store_login
 from tests.conftest import (
     forget_redis_keys,
     make_auth,
@@ -466,13 +466,22 @@ async def test_answers_of_instances_gone_for_good_are_closed_redis(
     await busy.start()  # instance "busy" is running (slowly)
     try:
         async with instance(
-            tmp_path, telegram, hailuo, database_url, "a", redis_url=redis_url
+            tmp_path,
+            telegram,
+            hailuo,
+            database_url,
+            "a",
+            redis_url=redis_url,
+            admin_ids=frozenset({ADMIN}),
         ) as app:
             await telegram.wait_for(
                 lambda: final_texts(telegram, 42), what="the abandoned answer closed"
             )
             gone = await app.bridge.answers.get(started["gone"])
             kept = await app.bridge.answers.get(started["busy"])
+            telegram.add_private_chat(ADMIN, "Admin")
+            await telegram.send_text(ADMIN, ADMIN, "/status")
+            status = await telegram.wait_for(lambda: final_texts(telegram, ADMIN), what="/status")
     finally:
         await busy.close()
         await forget_redis_keys(redis_url, telegram.token)
@@ -480,5 +489,7 @@ async def test_answers_of_instances_gone_for_good_are_closed_redis(
         "⚠️ Interrupted by a restart — please send your question again."
     ]
     assert final_texts(telegram, 43) == []
+    assert "Instance: a (one of several" in status[0]
+    assert "answers in flight on all instances: 1" in status[0]  # the busy instance's
     assert gone is not None and gone.status is AnswerStatus.INTERRUPTED
     assert kept is not None and kept.status is AnswerStatus.STREAMING

@@ -174,25 +174,26 @@ async def status(message: Message, bridge: Bridge, started_at: float, t: Transla
     answers = ", ".join(
         f"{status.value} {counts[status]}" for status in AnswerStatus if counts[status]
     )
-    await bridge.reply(
-        message,
-        t(
-            "status_admin",
-            version=__version__,
-            uptime=_duration(time.monotonic() - started_at),
-            login=login_line,
-            last_success=(
-                t("status_ago", duration=_duration(time.time() - last_success))
-                if last_success
-                else t("status_never")
-            ),
-            last_error=service.stats.last_upstream_error or t("status_none"),
-            in_flight=len(service.running),
-            conversations=await bridge.conversations.count(),
-            answers=answers or t("status_none"),
-            database=bridge.engine_name,
+    text = t(
+        "status_admin",
+        version=__version__,
+        uptime=_duration(time.monotonic() - started_at),
+        login=login_line,
+        last_success=(
+            t("status_ago", duration=_duration(time.time() - last_success))
+            if last_success
+            else t("status_never")
         ),
+        last_error=service.stats.last_upstream_error or t("status_none"),
+        in_flight=len(service.running),
+        conversations=await bridge.conversations.count(),
+        answers=answers or t("status_none"),
+        database=bridge.engine_name,
     )
+    if bridge.settings.redis_url is not None:
+        unfinished = counts[AnswerStatus.STREAMING] + counts[AnswerStatus.QUEUED]
+        text += t("status_cluster", instance=bridge.settings.instance_id, total=unfinished)
+    await bridge.reply(message, text)
 
 
 async def status_for_users(message: Message, bridge: Bridge, t: Translator) -> None:
