@@ -30,6 +30,7 @@ from bot.config import Settings
 from bot.hailuo.login import LoginOptions
 from bot.services.login_runner import LoginBusy, LoginRunner
 from bot.services.logins import LoginService
+from bot.services.queue import Ticket
 from bot.storage.answers import AnswerStore
 from bot.storage.conversations import ConversationKey
 from bot.storage.database import Database
@@ -493,3 +494,44 @@ async def test_answers_of_instances_gone_for_good_are_closed_redis(
     assert "answers in flight on all instances: 1" in status[0]  # the busy instance's
     assert gone is not None and gone.status is AnswerStatus.INTERRUPTED
     assert kept is not None and kept.status is AnswerStatus.STREAMING
+
+
+@pytest.mark.redis
+async def test_shared_queue_takes_turns_across_processes_redis() -> None:
+    """Places taken by two processes are served one at a time in message order; the place of
+    a process that died is cleared instead of blocking the conversation."""
+    redis_url = require_redis()
+    namespace = f"hailuo-bridge:{secrets.randbelow(10**9)}:"
+    a, b, dead = [
+        await Cluster.connect(redis_url, namespace, name, PacingLimits(), login_timeout=60)
+        for name in ("a", "b", "dead")
+    ]
+    for cluster in (a, b, dead):
+        await cluster.start()
+    served: list[int] = []
+    holding = 0
+
+    async def answer(cluster: Cluster, ticket: Ticket) -> None:
+        nonlocal holding
+        async with cluster.queue.turn(ticket):
+            holding += 1
+            assert holding == 1, "two answers at once"
+            await asyncio.sleep(0.05)
+            served.append(ticket.order)
+            holding -= 1
+
+    try:
+        # Served by message id, whichever process took the place and in whatever order.
+        first, second = await asyncio.gather(a.queue.join("c", 3), a.queue.join("c", 1))
+        tickets = [(a, first), (a, second), (b, await b.queue.join("c", 2))]
+        await asyncio.gather(*(answer(cluster, ticket) for cluster, ticket in tickets))
+        assert served == [1, 2, 3]
+
+        await dead.queue.join("d", 1)  # a place, and then its process dies
+        await dead.close()
+        async with asyncio.timeout(30):
+            await answer(a, await a.queue.join("d", 2))
+        assert served[-1] == 2
+    finally:
+        for cluster in (a, b):
+            await cluster.close()

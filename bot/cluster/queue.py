@@ -40,7 +40,7 @@ class RedisConversationQueue:
         self._bus = bus
         self._seq = itertools.count(1)
         self._mine: set[str] = set()  # this process's places not given up yet
-        self._joining: dict[str, asyncio.Lock] = {}
+        self._joining: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, joins using it
         self._wakeups: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
         self._cleanups: set[asyncio.Task[None]] = set()
         bus.on(TURN_EVENT, self._on_turn_free)
@@ -52,14 +52,18 @@ class RedisConversationQueue:
         ticket = Ticket(key, order, f"{self._presence.incarnation}:{next(self._seq)}")
         # Places of one conversation are added one after another, in the order they were asked
         # for, whatever order their round trips to Redis would finish in.
-        lock = self._joining.setdefault(key, asyncio.Lock())
+        lock, users = self._joining.get(key, (asyncio.Lock(), 0))
+        self._joining[key] = (lock, users + 1)
         try:
             async with lock:
                 await self._redis.zadd(self._zkey(key), {ticket.id: order})
                 self._mine.add(ticket.id)
         finally:
-            if not lock.locked() and self._joining.get(key) is lock:
+            lock, users = self._joining[key]
+            if users == 1:
                 del self._joining[key]
+            else:
+                self._joining[key] = (lock, users - 1)
         return ticket
 
     @asynccontextmanager
