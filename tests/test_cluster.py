@@ -37,7 +37,7 @@ from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
 from bot.storage.models import AnswerRow, AnswerStatus, utcnow
 from bot.telegram.pacer import PacingLimits
-from tests.bridge_env import ADMIN, store_login
+from tests.bridge_env import ADMIN, running_bridge, store_login
 from tests.conftest import (
     forget_redis_keys,
     make_auth,
@@ -535,3 +535,28 @@ async def test_shared_queue_takes_turns_across_processes_redis() -> None:
     finally:
         for cluster in (a, b):
             await cluster.close()
+
+
+async def test_polling_instance_serves_health_and_metrics(
+    tmp_path: Path, telegram: TelegramStandIn, hailuo: HailuoStandIn
+) -> None:
+    """/healthz and /metrics in polling mode too; no login stored: serving, but "degraded"."""
+    port = free_port()
+    async with (
+        running_bridge(
+            tmp_path, telegram, hailuo, login=False, web_host="127.0.0.1", web_port=port
+        ),
+        aiohttp.ClientSession() as session,
+    ):
+        async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+            assert response.status == 200
+            health = await response.json()
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            assert response.headers["Content-Type"].startswith("text/plain")
+            metrics = await response.text()
+        async with session.post(f"http://127.0.0.1:{port}/telegram/webhook") as response:
+            assert response.status in (404, 405)  # no webhook in polling mode
+    assert health["status"] == "degraded"
+    assert health["login"] == "missing"
+    assert health["database"] == "ok"
+    assert "hailuo_bridge_login_valid 0.0" in metrics
