@@ -560,3 +560,54 @@ async def test_polling_instance_serves_health_and_metrics(
     assert health["login"] == "missing"
     assert health["database"] == "ok"
     assert "hailuo_bridge_login_valid 0.0" in metrics
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_stopping_instance_drains_postgres_redis(
+    tmp_path: Path,
+    own_telegram: TelegramStandIn,
+    hailuo: HailuoStandIn,
+    shared_state: tuple[str, str],
+) -> None:
+    """A stopping instance says "draining" to the load balancer and turns updates away (503, so
+    Telegram delivers them again — to the other instance) while its answers finish."""
+    telegram = own_telegram
+    database_url, redis_url = shared_state
+    telegram.add_private_chat(42, "Alice")
+    telegram.add_private_chat(43, "Bob")
+    try:
+        async with (
+            instance(tmp_path, telegram, hailuo, database_url, "a", redis_url=redis_url) as a,
+            instance(tmp_path, telegram, hailuo, database_url, "b", redis_url=redis_url) as b,
+        ):
+            assert a.web is not None and b.web is not None
+            a_url, b_url = telegram.backends
+            telegram.backends[:] = [a_url]
+            hailuo.chunk_count, hailuo.chunk_delay = 300, 0.05
+            await telegram.send_text(42, 42, "a long story, please")
+            await telegram.wait_for(lambda: telegram.draft_frames(42), what="a streaming")
+            await a.stop()
+            await telegram.wait_for(lambda: a.web and a.web.draining, what="a draining")
+            async with aiohttp.ClientSession() as session, session.get(f"{a_url}/healthz") as got:
+                assert got.status == 503
+                assert (await got.json())["status"] == "draining"
+            hailuo.chunk_count, hailuo.chunk_delay = 3, 0.05
+            mark = len(telegram.deliveries)
+            await telegram.send_text(43, 43, "are you there?")
+            await telegram.wait_for(
+                lambda: (a_url, 503) in [(d[1], d[2]) for d in telegram.deliveries[mark:]],
+                what="a turning the update away",
+            )
+            telegram.backends[:] = [a_url, b_url]  # Telegram tries again; b is behind the LB too
+            await telegram.wait_for(lambda: final_texts(telegram, 43), what="b answering Bob")
+            await telegram.wait_for(
+                lambda: len(final_texts(telegram, 42)) == 1, what="a's answer delivered"
+            )
+    finally:
+        await forget_redis_keys(redis_url, telegram.token)
+    tries = [(backend, status) for _, backend, status in telegram.deliveries[mark:]]
+    assert tries[-1] == (b_url, 200)
+    assert (a_url, 200) not in tries
+    assert b.bridge.service.stats.started == 1
+    assert final_texts(telegram, 42)[0]  # a's answer was delivered before it stopped
