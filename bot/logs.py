@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import threading
+from typing import Any
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -49,3 +51,9 @@ def setup_logging(level: str = "INFO") -> None:
     # Third-party chatter that would otherwise drown the bot's own lines.
     for noisy in ("aiosqlite", "asyncio", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def log_failure(task: asyncio.Task[Any], what: str, logger: logging.Logger) -> None:
+    """For done-callbacks of background tasks: an exception is logged, not lost."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        logger.error("%s failed", what, exc_info=exc)

@@ -16,6 +16,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bot.logs import log_failure
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
@@ -80,5 +82,4 @@ class EventBus:
 
     def _handled(self, task: asyncio.Task[None]) -> None:
         self._handling.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("handling an event from another instance failed", exc_info=exc)
+        log_failure(task, "handling an event from another instance", log)

@@ -27,6 +27,7 @@ from bot.hailuo import (
     TextDelta,
     TitleGenerated,
 )
+from bot.logs import log_failure
 from bot.services.logins import ActiveLogin, LoginService
 from bot.services.queue import ConversationQueue, LocalConversationQueue, OnQueued, Ticket
 from bot.storage.answers import FINAL_STATUSES, AnswerStore, ConversationUpdate
@@ -213,8 +214,7 @@ class AnswerService:
     def _job_done(self, task: asyncio.Task[None], ticket: Ticket) -> None:
         self._jobs.discard(task)
         self._queue.discard(ticket)  # cancelled before it even started: give the place up
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("a conversation job failed", exc_info=exc)
+        log_failure(task, "a conversation job", log)
 
     async def answer(
         self, question: Question, make_output: Callable[[int], AnswerOutput]

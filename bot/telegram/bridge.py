@@ -18,6 +18,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from bot.config import Settings
 from bot.i18n import Translator
+from bot.logs import log_failure
 from bot.services.answering import AnswerService, Question, Refusal
 from bot.services.logins import LoginService
 from bot.storage.answers import AnswerRecord, AnswerStore
@@ -286,8 +287,7 @@ class Bridge:
 
     def _background_done(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("background work failed", exc_info=exc)
+        log_failure(task, "background work", log)
 
     async def shutdown(self) -> None:
         await self.service.shutdown(self.settings.shutdown_grace)
