@@ -77,9 +77,10 @@ class Metrics:
 
     # --- the Bot API session -------------------------------------------------------------------
 
-    def telegram_call(self, method: str, result: str, seconds: float) -> None:
+    def telegram_call(self, method: str, result: str, seconds: float | None) -> None:
         self.telegram_calls.labels(method, result).inc()
-        self.telegram_call_seconds.observe(seconds)
+        if seconds is not None:
+            self.telegram_call_seconds.observe(seconds)
         if result == "retry_after":
             self.telegram_429.inc()
 

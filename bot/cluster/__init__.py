@@ -8,7 +8,6 @@ stop and login requests, and the lock that lets one browser login run at a time.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,8 +21,6 @@ from bot.cluster.presence import InstanceIdInUse, Presence
 from bot.cluster.queue import RedisConversationQueue
 from bot.config import ConfigError
 from bot.telegram.pacer import PacingLimits
-
-log = logging.getLogger(__name__)
 
 __all__ = ["Cluster", "ClusterError", "InstanceIdInUse"]
 

@@ -11,10 +11,11 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
+from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import (
     EditMessageReplyMarkup,
     EditMessageText,
+    GetUpdates,
     SendMessage,
     SendMessageDraft,
     TelegramMethod,
@@ -66,11 +67,12 @@ class PacingMiddleware(BaseRequestMiddleware):
 
 
 class CallMetrics(Protocol):
-    def telegram_call(self, method: str, result: str, seconds: float) -> None: ...
+    def telegram_call(self, method: str, result: str, seconds: float | None) -> None: ...
 
 
 class CallMetricsMiddleware(BaseRequestMiddleware):
-    """Counts and times every request that reaches the Bot API (each retry too)."""
+    """Counts and times every request that reaches the Bot API (each retry too); long polls
+    are counted but not timed, their duration is the poll timeout."""
 
     def __init__(self, metrics: CallMetrics) -> None:
         self.metrics = metrics
@@ -83,7 +85,7 @@ class CallMetricsMiddleware(BaseRequestMiddleware):
     ) -> Response[TelegramType]:
         name = method.__api_method__
         started = time.monotonic()
-        result = "error"
+        result = "error"  # unless it returns or asks us to wait
         try:
             response = await make_request(bot, method)
             result = "ok"
@@ -91,11 +93,9 @@ class CallMetricsMiddleware(BaseRequestMiddleware):
         except TelegramRetryAfter:
             result = "retry_after"
             raise
-        except TelegramAPIError:
-            result = "error"
-            raise
         finally:
-            self.metrics.telegram_call(name, result, time.monotonic() - started)
+            seconds = None if isinstance(method, GetUpdates) else time.monotonic() - started
+            self.metrics.telegram_call(name, result, seconds)
 
 
 def create_bot(
