@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -611,3 +612,86 @@ async def test_stopping_instance_drains_postgres_redis(
     assert (a_url, 200) not in tries
     assert b.bridge.service.stats.started == 1
     assert final_texts(telegram, 42)[0]  # a's answer was delivered before it stopped
+
+
+class CuttableProxy:
+    """A TCP proxy to Redis whose connections the test can cut, as a network outage would."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.open = True
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open:
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self.target_port
+        )
+        self._writers.update((writer, upstream_writer))
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    def cut(self) -> None:
+        self.open = False
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+
+
+@pytest.mark.redis
+async def test_a_waiting_question_survives_a_redis_outage_redis() -> None:
+    """Redis goes away while a question waits for its turn: it waits on, and is answered when
+    Redis is back, instead of being dropped."""
+    redis_url = require_redis()
+    target = urlsplit(redis_url)
+    proxy = CuttableProxy(target.port or 6379)
+    await proxy.start()
+    namespace = f"hailuo-bridge:{secrets.randbelow(10**9)}:"
+    direct = await Cluster.connect(redis_url, namespace, "a", PacingLimits(), login_timeout=60)
+    flaky = await Cluster.connect(
+        f"redis://127.0.0.1:{proxy.port}{target.path}", namespace, "b", PacingLimits(), 60
+    )
+    for cluster in (direct, flaky):
+        await cluster.start()
+    try:
+        first = await direct.queue.join("c", 1)
+        second = await flaky.queue.join("c", 2)
+        turns: list[int] = []
+
+        async def wait_turn() -> None:
+            async with flaky.queue.turn(second):
+                turns.append(second.order)
+
+        async with direct.queue.turn(first):
+            waiting = asyncio.create_task(wait_turn())
+            await asyncio.sleep(0.3)
+            proxy.cut()  # the waiting instance loses Redis...
+            await asyncio.sleep(1.5)
+        proxy.open = True  # ...and gets it back after the turn was passed on
+        async with asyncio.timeout(30):
+            await waiting
+        assert turns == [2]
+    finally:
+        for cluster in (direct, flaky):
+            await cluster.close()
+        await proxy.stop()

@@ -74,8 +74,12 @@ class RedisConversationQueue:
         try:
             while True:
                 wakeup.clear()
-                if await self._is_my_turn(ticket):
-                    break
+                try:
+                    if await self._is_my_turn(ticket):
+                        break
+                except RedisError as exc:
+                    # The question is accepted already: wait for Redis rather than drop it.
+                    log.warning("Redis unavailable while waiting for a turn (%s)", exc)
                 timeout = RECHECK_SECONDS
                 if notice_at is not None:
                     timeout = min(timeout, max(0.0, notice_at - time.monotonic()))
@@ -84,8 +88,7 @@ class RedisConversationQueue:
                         await wakeup.wait()
                 if notice_at is not None and time.monotonic() >= notice_at and on_queued:
                     notice_at = None
-                    rank = await self._redis.zrank(self._zkey(ticket.key), ticket.id)
-                    await on_queued(rank if isinstance(rank, int) and rank > 0 else 1)
+                    await on_queued(await self._position(ticket))
             yield
         finally:
             waiters = self._wakeups[ticket.key]
@@ -109,6 +112,14 @@ class RedisConversationQueue:
 
     async def close(self) -> None:
         await asyncio.gather(*self._cleanups, return_exceptions=True)
+
+    async def _position(self, ticket: Ticket) -> int:
+        """How many places are ahead (the one holding the turn included)."""
+        try:
+            rank = await self._redis.zrank(self._zkey(ticket.key), ticket.id)
+        except RedisError:
+            rank = None
+        return rank if isinstance(rank, int) and rank > 0 else 1
 
     async def _is_my_turn(self, ticket: Ticket) -> bool:
         zkey = self._zkey(ticket.key)
