@@ -90,6 +90,10 @@ async def instance(
     **settings: Any,
 ) -> AsyncIterator[BotApp]:
     """One bot instance in this process, serving the webhook on a free port."""
+    defaults: dict[str, Any] = {
+        "shutdown_grace": 5.0,
+        "login_profile_dir": tmp_path / f"profile-{instance_id}",
+    }
     config = Settings(
         bot_token=telegram.token,
         database_url=database_url,
@@ -100,9 +104,7 @@ async def instance(
         web_host="127.0.0.1",
         web_port=free_port(),
         instance_id=instance_id,
-        shutdown_grace=5.0,
-        login_profile_dir=tmp_path / f"profile-{instance_id}",
-        **settings,
+        **{**defaults, **settings},
     )
     app = await BotApp.create(config)
     task = asyncio.create_task(app.serve(handle_signals=False))
@@ -579,13 +581,16 @@ async def test_stopping_instance_drains_postgres_redis(
     telegram.add_private_chat(43, "Bob")
     try:
         async with (
-            instance(tmp_path, telegram, hailuo, database_url, "a", redis_url=redis_url) as a,
+            instance(
+                tmp_path, telegram, hailuo, database_url, "a", redis_url=redis_url,
+                shutdown_grace=10.0,
+            ) as a,
             instance(tmp_path, telegram, hailuo, database_url, "b", redis_url=redis_url) as b,
-        ):
+        ):  # fmt: skip
             assert a.web is not None and b.web is not None
             a_url, b_url = telegram.backends
             telegram.backends[:] = [a_url]
-            hailuo.chunk_count, hailuo.chunk_delay = 300, 0.05
+            hailuo.chunk_count, hailuo.chunk_delay = 400, 0.05
             await telegram.send_text(42, 42, "a long story, please")
             await telegram.wait_for(lambda: telegram.draft_frames(42), what="a streaming")
             await a.stop()
@@ -593,13 +598,13 @@ async def test_stopping_instance_drains_postgres_redis(
             async with aiohttp.ClientSession() as session, session.get(f"{a_url}/healthz") as got:
                 assert got.status == 503
                 assert (await got.json())["status"] == "draining"
-            hailuo.chunk_count, hailuo.chunk_delay = 3, 0.05
             mark = len(telegram.deliveries)
             await telegram.send_text(43, 43, "are you there?")
             await telegram.wait_for(
                 lambda: (a_url, 503) in [(d[1], d[2]) for d in telegram.deliveries[mark:]],
                 what="a turning the update away",
             )
+            hailuo.chunk_count = 3  # short answers from now on (a's too)
             telegram.backends[:] = [a_url, b_url]  # Telegram tries again; b is behind the LB too
             await telegram.wait_for(lambda: final_texts(telegram, 43), what="b answering Bob")
             await telegram.wait_for(
