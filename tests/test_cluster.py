@@ -204,6 +204,7 @@ async def test_webhook_refuses_requests_without_the_secret(
             async with session.post(url, json=update, headers=headers) as response:
                 assert response.status == 200
         await telegram.wait_for(lambda: final_texts(telegram, 42), what="the genuine answer")
+        await telegram.wait_for(lambda: not app.bridge.service.running, what="the answer saved")
         assert len(hailuo.requests) == 1
         assert hailuo.requests[0].fields["msgContent"] == "Hello from a forger"
         async with aiohttp.ClientSession() as session:
@@ -302,6 +303,7 @@ async def test_two_instances_postgres_redis_keep_one_chat_in_order(
             await telegram.wait_for(
                 lambda: len(final_texts(telegram, 42)) >= 5, timeout=60, what="the stopped answer"
             )
+            stopped_upstream = await hailuo.wait_outcome(4)
     finally:
         await forget_redis_keys(redis_url, telegram.token)
     texts = final_texts(telegram, 42)
@@ -313,7 +315,7 @@ async def test_two_instances_postgres_redis_keep_one_chat_in_order(
     assert first_chat and all(request.fields["chatID"] == first_chat for request in upstream[1:])
     for before, after in itertools.pairwise(upstream[:4]):
         assert after.chunks[0][0] >= before.chunks[-1][0]  # never two answers at once
-    assert upstream[4].outcome == "disconnected"
+    assert stopped_upstream == "disconnected"
     assert len(upstream[4].chunks) < 400
     assert texts[4].endswith("⏹ Stopped.")
 
