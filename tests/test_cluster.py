@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from sqlalchemy import update
+from sqlalchemy import make_url, update
 
 from bot.app import BotApp
 from bot.cluster import Cluster
@@ -702,3 +702,40 @@ async def test_a_waiting_question_survives_a_redis_outage_redis() -> None:
         for cluster in (direct, flaky):
             await cluster.close()
         await proxy.stop()
+
+
+@pytest.mark.postgres
+async def test_health_fails_when_the_postgres_database_is_gone(
+    tmp_path: Path, telegram: TelegramStandIn, hailuo: HailuoStandIn
+) -> None:
+    """/healthz turns 503 when the database cannot be reached, so a load balancer stops
+    sending updates to an instance that could not keep them."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    port = free_port()
+    health_url = f"http://127.0.0.1:{port}/healthz"
+    async with (
+        scratch_postgres_database() as database_url,
+        running_bridge(
+            tmp_path, telegram, hailuo, database_url=database_url, web_host="127.0.0.1",
+            web_port=port,
+        ),
+        aiohttp.ClientSession() as session,
+    ):  # fmt: skip
+        async with session.get(health_url) as response:
+            assert response.status == 200
+        server = make_url(database_url)
+        admin = await asyncpg.connect(
+            server.set(drivername="postgresql", database="postgres").render_as_string(
+                hide_password=False
+            )
+        )
+        try:
+            await admin.execute(f'DROP DATABASE "{server.database}" WITH (FORCE)')
+        finally:
+            await admin.close()
+        async with session.get(health_url) as response:
+            assert response.status == 503
+            body = await response.json()
+    assert body["database"] == "unreachable"
+    assert body["status"] == "unavailable"
