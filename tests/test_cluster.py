@@ -1,8 +1,8 @@
 """Several instances in webhook mode on PostgreSQL and Redis, behind a load balancer.
 
 The Bot API stand-in plays Telegram and the load balancer: it posts each update, in order, to
-the next instance. The tests that need PostgreSQL and Redis say so by name and marker; the
-webhook secret test needs neither.
+the next instance. The tests that need PostgreSQL or Redis say so by name and marker; the webhook
+secret and polling health tests need neither.
 """
 
 from __future__ import annotations
@@ -109,7 +109,11 @@ async def instance(
     app = await BotApp.create(config)
     task = asyncio.create_task(app.serve(handle_signals=False))
     try:
-        await telegram.wait_for(lambda: app.web and app.web.port, what="the web server")
+        await telegram.wait_for(
+            lambda: task.done() or (app.web and app.web.port), what="the web server"
+        )
+        if task.done():
+            task.result()  # it failed to start: show why
         telegram.backends.append(f"http://127.0.0.1:{config.web_port}")
         yield app
     finally:
