@@ -23,10 +23,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import make_url, update
 
 from bot.app import BotApp
 from bot.cluster import Cluster
+from bot.cluster.pacing import RedisPacingBudget
 from bot.config import Settings
 from bot.hailuo.login import LoginOptions
 from bot.services.login_runner import LoginBusy, LoginRunner
@@ -743,3 +745,36 @@ async def test_health_fails_when_the_postgres_database_is_gone(
             body = await response.json()
     assert body["database"] == "unreachable"
     assert body["status"] == "unavailable"
+
+
+@pytest.mark.redis
+async def test_shared_budget_goes_to_the_longest_waiting_instance_redis() -> None:
+    """When the bot-wide budget is contended, a fresh call on one instance steps back for a
+    call that has waited longer on another, as one pacer would serve its oldest waiter; a
+    contender that stopped asking blocks nobody."""
+    redis_url = require_redis()
+    namespace = f"hailuo-bridge:{secrets.randbelow(10**9)}:"
+    limits = PacingLimits(global_per_second=2, chat_interval=0.01)  # one call per 0.5 s
+    redis = Redis.from_url(redis_url)
+    a, b, c = (RedisPacingBudget(redis, namespace, name, limits, stale_ms=2000) for name in "abc")
+    try:
+        assert (await b.take(9, waited=0.0)).granted
+        await b.give_back(9)
+        refused = await a.take(1, waited=5.0)  # too soon after b's call: a waits, and says so
+        assert not refused.granted and refused.global_wait > 0
+        await asyncio.sleep(0.6)  # the budget has room again (a asked 0.6 s ago, not stale)
+        assert not (await b.take(2, waited=0.0)).granted  # b's fresh call steps back
+        assert (await a.take(1, waited=5.6)).granted  # a's older one goes
+        await a.give_back(1)
+
+        await asyncio.sleep(0.6)
+        assert (await b.take(2, waited=0.6)).granted
+        await b.give_back(2)
+        assert not (await c.take(3, waited=9.0)).granted  # c asks once, then never again
+        await asyncio.sleep(2.1)  # c is stale now
+        assert (await b.take(4, waited=0.0)).granted
+    finally:
+        keys = [key async for key in redis.scan_iter(f"{namespace}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()

@@ -37,6 +37,10 @@ held_permit: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 )
 
 
+# Across instances, an urgent call counts as having waited this much longer than it has.
+URGENT_HEAD_START = 60.0
+
+
 class Priority(enum.IntEnum):
     URGENT = 0  # first frame of an answer, final messages, replies to commands
     FRAME = 1  # intermediate streaming frames: coalesced, may wait
@@ -57,9 +61,11 @@ class SharedVerdict:
 
 
 class SharedBudget(Protocol):
-    """Limits kept across instances; the pacer still orders its own waiters."""
+    """Limits kept across instances. Each pacer picks its own most deserving waiter; when the
+    bot-wide budget is contended, the shared books give the permit to the instance whose
+    candidate has waited longest (`waited`, urgent calls counting as older)."""
 
-    async def take(self, chat_id: int) -> SharedVerdict: ...
+    async def take(self, chat_id: int, waited: float) -> SharedVerdict: ...
 
     async def give_back(self, chat_id: int) -> None: ...
 
@@ -80,6 +86,7 @@ class _Waiter:
     priority: Priority
     seq: int
     future: asyncio.Future[None]
+    since: float  # when it started waiting (the pacer's clock)
 
 
 class Pacer:
@@ -113,7 +120,11 @@ class Pacer:
         """Wait for a permit to update `chat_id`; follow with `release` when the call is done."""
         self._ensure_running()
         waiter = _Waiter(
-            chat_id, priority, next(self._seq), asyncio.get_running_loop().create_future()
+            chat_id,
+            priority,
+            next(self._seq),
+            asyncio.get_running_loop().create_future(),
+            self._clock(),
         )
         self._queues[priority][waiter.seq] = waiter
         self._wakeup.set()
@@ -286,7 +297,10 @@ class Pacer:
     async def _take_shared(self, waiter: _Waiter) -> bool:
         """The shared books agree (they count the other instances' calls too)."""
         assert self._shared is not None
-        verdict = await self._shared.take(waiter.chat_id)
+        waited = self._clock() - waiter.since
+        if waiter.priority is Priority.URGENT:
+            waited += URGENT_HEAD_START
+        verdict = await self._shared.take(waiter.chat_id, waited)
         if not verdict.granted:
             now = self._clock()
             state = self._state(waiter.chat_id)
