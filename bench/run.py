@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.telegram.render import PartSplitter
-from tests.conftest import forget_redis_keys, make_auth, scratch_postgres_database
+from tests.conftest import forget_redis_keys, free_port, make_auth, scratch_postgres_database
 from tests.standins.hailuo import HailuoStandIn
 from tests.standins.telegram import Limits, TelegramStandIn
 
@@ -233,7 +232,7 @@ class Harness:
                 logs.append(log_path)
                 own = dict(env)
                 if instances > 1 or implementation.startswith("cluster"):
-                    port = _free_port()
+                    port = free_port()
                     own.update(WEB_PORT=str(port), INSTANCE_ID=f"bench-{number}")
                     telegram.backends.append(f"http://127.0.0.1:{port}")
                 log_file = stack.enter_context(log_path.open("wb"))
@@ -444,12 +443,6 @@ async def _terminate(process: asyncio.subprocess.Process) -> None:
     except TimeoutError:
         process.kill()
         await process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _process_usage(pid: int) -> tuple[float, float]:

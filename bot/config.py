@@ -107,14 +107,9 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if parts.scheme != "https" or not parts.netloc:  # Telegram posts only over HTTPS
             raise ValueError("must be the public https:// URL Telegram posts updates to")
         return value
-
-    @field_validator("webhook_secret", "redis_url", mode="before")
-    @classmethod
-    def _empty_secret_is_none(cls, value: object) -> object:
-        return None if value == "" else value
 
     @field_validator("webhook_secret")
     @classmethod
@@ -180,7 +175,15 @@ class Settings(BaseSettings):
         """The path updates are posted to, as the load balancer forwards it."""
         return urlsplit(self.webhook_url or "").path or "/"
 
-    @field_validator("hailuo_proxy", "login_url", "browser_path", "web_port", mode="before")
+    @field_validator(
+        "hailuo_proxy",
+        "login_url",
+        "browser_path",
+        "web_port",
+        "webhook_secret",
+        "redis_url",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

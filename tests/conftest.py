@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
@@ -78,6 +79,13 @@ POSTGRES_SKIP_REASON = (
     "TEST_POSTGRES_URL is not set: PostgreSQL tests need a server "
     "(e.g. TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test); CI always sets it"
 )
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (for a server to take, or to be refused by)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def sqlite_url(directory: Path) -> str:

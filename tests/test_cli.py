@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.hailuo import AuthState
-from tests.conftest import make_auth
+from tests.conftest import free_port, make_auth
 from tests.standins.hailuo import Fault, HailuoStandIn
 from tests.standins.telegram import TelegramStandIn
 
@@ -87,10 +86,7 @@ async def test_run_without_bot_token_says_so(workdir: Path) -> None:
 
 
 async def test_unreachable_redis_is_said_without_its_password(workdir: Path) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    redis_url = f"redis://:redis-password-42@127.0.0.1:{port}/0"
+    redis_url = f"redis://:redis-password-42@127.0.0.1:{free_port()}/0"
     result = await run_cli(
         cwd=workdir, env=cli_env(workdir, BOT_TOKEN="123:abc", REDIS_URL=redis_url)
     )

@@ -13,7 +13,6 @@ import itertools
 import os
 import secrets
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -43,6 +42,7 @@ from bot.telegram.pacer import PacingLimits
 from tests.bridge_env import ADMIN, running_bridge, store_login
 from tests.conftest import (
     forget_redis_keys,
+    free_port,
     make_auth,
     require_redis,
     scratch_postgres_database,
@@ -54,12 +54,6 @@ from tests.standins.telegram import TelegramStandIn
 PUBLIC_URL = "https://bot.example.org/telegram/webhook"
 SECRET = "webhook-secret-" + "x" * 16
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 
 import pytest
 
@@ -26,7 +25,7 @@ from bot.hailuo import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from tests.conftest import make_auth
+from tests.conftest import free_port, make_auth
 from tests.standins.hailuo import Fault, HailuoStandIn
 
 
@@ -153,10 +152,7 @@ async def test_a_stale_signature_is_rejected_by_the_standin(
 
 
 async def test_connection_refused_is_unavailable(auth: AuthState) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    async with HailuoClient(f"http://127.0.0.1:{port}") as client:
+    async with HailuoClient(f"http://127.0.0.1:{free_port()}") as client:
         with pytest.raises(UpstreamUnavailable, match="cannot reach Hailuo"):
             await collect(client, auth, "hi")
 

@@ -51,6 +51,8 @@ def test_every_setting_is_in_env_example_and_readme() -> None:
 
 
 def test_webhook_mode_needs_a_secret_and_a_port_but_only_to_run_the_bot() -> None:
+    with pytest.raises(ConfigError, match="WEBHOOK_URL"):
+        load_settings(webhook_url="http://bot.example.org/hook")  # Telegram posts only over HTTPS
     settings = load_settings(webhook_url="https://bot.example.org/hook")
     assert settings.webhook_path == "/hook"  # `db upgrade` in a release phase still works
     with pytest.raises(ConfigError, match="WEBHOOK_SECRET"):

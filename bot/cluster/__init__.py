@@ -107,7 +107,7 @@ class Cluster:
             await self._login_lock.release()
 
     async def login_running_elsewhere(self) -> bool:
-        return bool(await self.redis.exists(f"{self.namespace}login"))
+        return bool(await self.redis.exists(self._login_lock.name))
 
     async def ask_login(self, action: str, chat_id: int) -> None:
         await self.bus.publish(LOGIN_EVENT, action=action, chat=chat_id)

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import math
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -277,9 +278,14 @@ class TelegramStandIn:
 
     def api_setWebhook(self, params: dict[str, Any]) -> bool:
         url = params.get("url", "")
-        if not url.startswith(("https://", "http://")):
+        if not url.startswith("https://"):
             raise ApiError(400, "Bad Request: bad webhook: an HTTPS URL must be provided")
-        self.webhook = {"url": url, "secret": params.get("secret_token", "")}
+        secret = params.get("secret_token", "")
+        if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ApiError(
+                400, "Bad Request: bad webhook: secret token contains unallowed characters"
+            )
+        self.webhook = {"url": url, "secret": secret}
         if self._delivery is None:
             self._delivery = asyncio.get_running_loop().create_task(self._deliver())
         return True
