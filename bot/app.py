@@ -26,6 +26,7 @@ from bot.cluster import Cluster
 from bot.config import ConfigError, Settings
 from bot.hailuo import HailuoClient
 from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator, translator
+from bot.lifecycle import BackgroundLoop, finish_within
 from bot.metrics import Metrics
 from bot.services.answering import AnswerService
 from bot.services.factories import hailuo_client
@@ -67,6 +68,9 @@ class BotApp:
     cluster: Cluster | None = None
     web: WebServer | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _sweeper: BackgroundLoop = field(
+        default_factory=lambda: BackgroundLoop("sweep of abandoned answers")
+    )
 
     @classmethod
     async def create(cls, settings: Settings) -> BotApp:
@@ -202,7 +206,7 @@ class BotApp:
                 )
         finally:
             if self.web is not None:
-                await self.web.stop()
+                await finish_within(self.web.stop(), "stopping the web server")
 
     async def _serve_webhook(self, handle_signals: bool) -> None:
         assert self.settings.webhook_url is not None
@@ -227,6 +231,7 @@ class BotApp:
             if handle_signals:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(signum)
+            # Bounded by the steps of _on_shutdown (each has its own deadline).
             await self.dispatcher.emit_shutdown(bot=self.bot, **workflow)
 
     async def _whoami(self) -> User:
@@ -260,21 +265,22 @@ class BotApp:
             self.pacer.granted,
             self.pacer.penalties,
         )
-        await self.pacer.close()
-        await self.bot.session.close()
+        await self._sweeper.stop()
+        await finish_within(self.pacer.close(), "closing the pacer")
+        await finish_within(self.bot.session.close(), "closing the Telegram session")
         if self.cluster is not None:
-            await self.cluster.close()
-        await self.database.close()
+            await finish_within(self.cluster.close(), "leaving the cluster", deadline=60.0)
+        await finish_within(self.database.close(), "closing the database")
 
     async def _sweep_abandoned(self) -> None:
         """Now and then, close answers that instances which are gone left unfinished."""
         assert self.cluster is not None
-        while True:
+        while self._sweeper.running:
             try:
                 await self.bridge.recover_abandoned(self.cluster.instance_running)
             except Exception as exc:  # Redis or the database briefly unavailable
                 log.warning("could not look for abandoned answers: %s", type(exc).__name__)
-            await asyncio.sleep(ABANDONED_SWEEP_SECONDS)
+            await self._sweeper.pause(ABANDONED_SWEEP_SECONDS)
 
     @staticmethod
     async def _on_startup(bot: Bot, bridge: Bridge, app: BotApp) -> None:
@@ -297,7 +303,7 @@ class BotApp:
                 log.info("admin commands not set for %s: %s", admin, exc)
         await bridge.recover_interrupted()
         if app.cluster is not None:
-            bridge.spawn(app._sweep_abandoned())
+            app._sweeper.start(app._sweep_abandoned)
 
     @staticmethod
     async def _on_shutdown(
@@ -307,7 +313,8 @@ class BotApp:
             app.web.draining = True  # the load balancer stops sending us updates
         await runner.cancel_and_wait()
         await bridge.shutdown()
-        await hailuo.close()
+        await app._sweeper.stop()
+        await finish_within(hailuo.close(), "closing the Hailuo client")
 
 
 async def run(settings: Settings) -> int:

@@ -20,6 +20,8 @@ from bot.storage.migrations import ensure_schema
 from tests.standins.hailuo import CHAT_PATH, HailuoStandIn
 from tests.standins.telegram import TelegramStandIn
 
+pytest_plugins = ["tests.hang_guard"]
+
 TEST_TIMESTAMP = 1_732_000_000_000
 
 

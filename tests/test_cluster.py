@@ -28,8 +28,10 @@ from sqlalchemy import make_url, update
 from bot.app import BotApp
 from bot.cluster import Cluster
 from bot.cluster.pacing import RedisPacingBudget
+from bot.cluster.presence import BEAT_SECONDS
 from bot.config import Settings
 from bot.hailuo.login import LoginOptions
+from bot.lifecycle import stop_tasks
 from bot.services.login_runner import LoginBusy, LoginRunner
 from bot.services.logins import LoginService
 from bot.services.queue import Ticket
@@ -627,8 +629,10 @@ class CuttableProxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.open = True
+        self.frozen = False  # connections stay up but nothing gets through (a stalled network)
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[Any]] = set()
         self.port = 0
 
     async def start(self) -> None:
@@ -643,10 +647,16 @@ class CuttableProxy:
             "127.0.0.1", self.target_port
         )
         self._writers.update((writer, upstream_writer))
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        task.add_done_callback(self._connections.discard)
 
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError):
                 while data := await source.read(65536):
+                    while self.frozen:
+                        await asyncio.sleep(0.05)
                     sink.write(data)
                     await sink.drain()
             sink.close()
@@ -660,9 +670,11 @@ class CuttableProxy:
         self._writers.clear()
 
     async def stop(self) -> None:
+        self.frozen = False
         self.cut()
         if self._server is not None:
             self._server.close()
+        await stop_tasks(list(self._connections), "the proxy's connections", grace=5.0)
 
 
 @pytest.mark.redis
@@ -702,6 +714,39 @@ async def test_a_waiting_question_survives_a_redis_outage_redis() -> None:
         for cluster in (direct, flaky):
             await cluster.close()
         await proxy.stop()
+
+
+@pytest.mark.redis
+async def test_shutdown_ends_while_a_redis_call_hangs_redis(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The network to Redis stalls with the heartbeat's call in flight: stopping the instance's
+    cluster side still ends, within its deadlines, and says what it gave up on."""
+    redis_url = require_redis()
+    target = urlsplit(redis_url)
+    proxy = CuttableProxy(target.port or 6379)
+    await proxy.start()
+    namespace = f"hailuo-bridge:{secrets.randbelow(10**9)}:"
+    cluster = await Cluster.connect(
+        f"redis://127.0.0.1:{proxy.port}{target.path}", namespace, "a", PacingLimits(), 60
+    )
+    await cluster.start()
+    try:
+        ticket = await cluster.queue.join("c", 1)
+        proxy.frozen = True
+        # A Redis call in flight on every path that stops: the heartbeat (every 3 s) and a
+        # place given up in the background.
+        cluster.queue.discard(ticket)
+        await asyncio.sleep(BEAT_SECONDS + 1.0)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with asyncio.timeout(90):
+            await cluster.close()
+        assert loop.time() - started < 60
+    finally:
+        proxy.frozen = False
+        await proxy.stop()
+        await forget_redis_keys(redis_url, f"{namespace.split(':')[1]}:x")
 
 
 @pytest.mark.postgres

@@ -20,10 +20,12 @@ from bot.cluster.pacing import RedisPacingBudget
 from bot.cluster.presence import InstanceIdInUse, Presence
 from bot.cluster.queue import RedisConversationQueue
 from bot.config import ConfigError
+from bot.lifecycle import finish_within
 from bot.telegram.pacer import PacingLimits
 
 __all__ = ["Cluster", "ClusterError", "InstanceIdInUse"]
 
+COMMAND_TIMEOUT = 5.0
 STOP_EVENT = "stop"
 LOGIN_EVENT = "login"
 
@@ -60,7 +62,14 @@ class Cluster:
         limits: PacingLimits,
         login_timeout: float,
     ) -> Cluster:
-        redis = Redis.from_url(url, socket_connect_timeout=10, health_check_interval=30)
+        # Every command has a deadline (a frozen connection must not hold a turn or a shutdown
+        # forever); the event channel's blocking read is exempt (redis-py >= 8.1).
+        redis = Redis.from_url(
+            url,
+            socket_connect_timeout=10,
+            socket_timeout=COMMAND_TIMEOUT,
+            health_check_interval=30,
+        )
         try:
             await redis.ping()
         except (RedisError, OSError) as exc:
@@ -71,14 +80,18 @@ class Cluster:
         return cls(redis, namespace, instance_id, limits, login_timeout)
 
     async def start(self) -> None:
-        await self.presence.start()
-        await self.bus.start()
+        try:
+            await self.presence.start()
+            await self.bus.start()
+        except RedisError as exc:
+            raise ClusterError(f"Redis is unavailable ({type(exc).__name__})") from None
 
     async def close(self) -> None:
+        """Give up what this process holds in Redis; bounded, however Redis behaves."""
         await self.queue.close()
         await self.bus.stop()
-        await self.presence.stop()
-        await self.redis.aclose()
+        await finish_within(self.presence.stop(), "leaving the Redis presence")
+        await finish_within(self.redis.aclose(), "closing the Redis connections")
 
     async def instance_running(self, instance_id: str) -> bool:
         return await self.presence.instance_running(instance_id)

@@ -16,12 +16,14 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from bot.lifecycle import BackgroundLoop, stop_tasks
 from bot.logs import log_failure
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 RECONNECT_SECONDS = 1.0
+SUBSCRIBE_TIMEOUT = 30.0
 
 
 class EventBus:
@@ -29,7 +31,7 @@ class EventBus:
         self._redis = redis
         self._channel = channel
         self._handlers: dict[str, Handler] = {}
-        self._listener: asyncio.Task[None] | None = None
+        self._listener = BackgroundLoop("event bus listener")
         self._handling: set[asyncio.Task[None]] = set()
         self._subscribed = asyncio.Event()
 
@@ -40,19 +42,20 @@ class EventBus:
         await self._redis.publish(self._channel, json.dumps({"kind": kind, **payload}))
 
     async def start(self) -> None:
-        self._listener = asyncio.create_task(self._listen(), name="event-bus")
-        await self._subscribed.wait()
+        self._listener.start(self._listen)
+        try:
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
+                await self._subscribed.wait()
+        except TimeoutError:
+            await self._listener.stop()
+            raise RedisError("could not subscribe to the event channel") from None
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
-        for task in list(self._handling):
-            task.cancel()
-        await asyncio.gather(*self._handling, return_exceptions=True)
+        await self._listener.stop()
+        await stop_tasks(list(self._handling), "handlers of events from other instances")
 
     async def _listen(self) -> None:
-        while True:
+        while self._listener.running:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)
@@ -61,9 +64,9 @@ class EventBus:
                     self._dispatch(message.get("data"))
             except RedisError as exc:
                 log.warning("Redis event channel lost (%s); reconnecting", exc)
-                await asyncio.sleep(RECONNECT_SECONDS)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._listener.pause(RECONNECT_SECONDS)
 
     def _dispatch(self, data: object) -> None:
         try:

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bot.config import ConfigError
+from bot.lifecycle import BackgroundLoop
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class Presence:
         self.incarnation = uuid.uuid4().hex[:16]
         self._claim_key = f"{namespace}instance:{instance_id}"
         self._renew = redis.register_script(_RENEW_CLAIM)
-        self._task: asyncio.Task[None] | None = None
+        self._heartbeat = BackgroundLoop("presence heartbeat")
 
     def alive_key(self, incarnation: str) -> str:
         return f"{self._namespace}alive:{incarnation}"
@@ -64,7 +65,7 @@ class Presence:
             log.info("INSTANCE_ID %s is still held; waiting for it to expire", self.instance_id)
             await asyncio.sleep(1.0)
         await self._redis.set(self.alive_key(self.incarnation), self.instance_id, px=ttl)
-        self._task = asyncio.create_task(self._beat(), name="presence")
+        self._heartbeat.start(self._beat)
 
     async def instance_running(self, instance_id: str) -> bool:
         """Some process holds this instance id (it may be this one)."""
@@ -77,8 +78,7 @@ class Presence:
 
     async def _beat(self) -> None:
         ttl = int(TTL_SECONDS * 1000)
-        while True:
-            await asyncio.sleep(BEAT_SECONDS)
+        while await self._heartbeat.pause(BEAT_SECONDS):
             try:
                 await self._redis.set(self.alive_key(self.incarnation), self.instance_id, px=ttl)
                 await self._renew(keys=[self._claim_key], args=[self.incarnation, ttl])
@@ -86,9 +86,7 @@ class Presence:
                 log.warning("Redis heartbeat failed: %s", exc)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._heartbeat.stop()
         with contextlib.suppress(RedisError):
             await self._redis.delete(self.alive_key(self.incarnation))
             await self._renew(keys=[self._claim_key], args=[self.incarnation, 1])

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from bot.cluster.events import EventBus
 from bot.cluster.presence import Presence
+from bot.lifecycle import stop_tasks
 from bot.services.queue import QUEUE_NOTICE_AFTER, OnQueued, Ticket
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class RedisConversationQueue:
         return len(self._wakeups.get(key, ()))
 
     async def close(self) -> None:
-        await asyncio.gather(*self._cleanups, return_exceptions=True)
+        await stop_tasks(list(self._cleanups), "giving up queue places", grace=5.0)
 
     async def _position(self, ticket: Ticket) -> int:
         """How many places are ahead (the one holding the turn included)."""

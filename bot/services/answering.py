@@ -11,7 +11,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,11 +22,13 @@ from bot.hailuo import (
     Finished,
     HailuoClient,
     HailuoError,
+    HailuoEvent,
     RateLimited,
     SignatureRejected,
     TextDelta,
     TitleGenerated,
 )
+from bot.lifecycle import stop_tasks
 from bot.logs import log_failure
 from bot.services.logins import ActiveLogin, LoginService
 from bot.services.queue import ConversationQueue, LocalConversationQueue, OnQueued, Ticket
@@ -278,7 +280,7 @@ class AnswerService:
         )
         output.waiting()
         running.task = asyncio.create_task(
-            self._consume(login, question.text, conversation, progress, output)
+            self._consume(running, login, question.text, conversation, progress, output)
         )
         outcome: Outcome | None = None
         try:
@@ -325,13 +327,25 @@ class AnswerService:
 
     async def _consume(
         self,
+        running: RunningAnswer,
         login: ActiveLogin,
         text: str,
         conversation: Conversation | None,
         progress: _Progress,
         output: AnswerOutput,
     ) -> None:
-        async for event in self._client.stream(login.auth, text, conversation):
+        events = self._client.stream(login.auth, text, conversation)
+        async with contextlib.aclosing(events):
+            await self._read(running, events, progress, output)
+
+    @staticmethod
+    async def _read(
+        running: RunningAnswer,
+        events: AsyncGenerator[HailuoEvent, None],
+        progress: _Progress,
+        output: AnswerOutput,
+    ) -> None:
+        async for event in events:
             if isinstance(event, TextDelta):
                 progress.text = event.text
                 if progress.first_text_at is None:
@@ -345,6 +359,8 @@ class AnswerService:
                 progress.text = event.text
             if output.gone:
                 raise _Unreachable
+            if running.stop_reason is not None:
+                return  # asked to stop: even if the cancellation was swallowed below us
 
     async def _outcome(
         self, running: RunningAnswer, login: ActiveLogin, progress: _Progress
@@ -356,12 +372,10 @@ class AnswerService:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 running.stop(Note.RESTART)  # our own task is being cancelled: stop upstream too
-                await asyncio.gather(running.task, return_exceptions=True)
+                await stop_tasks([running.task], f"upstream stream of answer {running.answer_id}")
                 raise
-            await asyncio.gather(running.task, return_exceptions=True)
-            reason = running.stop_reason or Note.STOPPED
-            status = AnswerStatus.STOPPED if reason is Note.STOPPED else AnswerStatus.INTERRUPTED
-            return Outcome(status, reason)
+            await stop_tasks([running.task], f"upstream stream of answer {running.answer_id}")
+            return self._stopped(running)
         except _Unreachable:
             return Outcome(AnswerStatus.FAILED, Note.INTERNAL, "user unreachable")
         except (AuthRejected, SignatureRejected) as exc:
@@ -385,11 +399,19 @@ class AnswerService:
         except Exception as exc:
             log.exception("answer %s failed unexpectedly", running.answer_id)
             return Outcome(AnswerStatus.FAILED, Note.INTERNAL, type(exc).__name__)
+        if running.stop_reason is not None:
+            return self._stopped(running)
         await self._logins.worked(login)
         self.stats.last_success_at = time.time()
         if not progress.text.strip():
             return Outcome(AnswerStatus.DONE, Note.EMPTY)
         return Outcome(AnswerStatus.DONE)
+
+    @staticmethod
+    def _stopped(running: RunningAnswer) -> Outcome:
+        reason = running.stop_reason or Note.STOPPED
+        status = AnswerStatus.STOPPED if reason is Note.STOPPED else AnswerStatus.INTERRUPTED
+        return Outcome(status, reason)
 
     def _upstream_failed(self, exc: HailuoError) -> None:
         self.stats.last_upstream_error = exc.message
@@ -456,11 +478,8 @@ class AnswerService:
                 await self._idle.wait()
         for running in list(self.running.values()):
             running.stop(Note.RESTART)
-        if self._jobs:
-            _, pending = await asyncio.wait(set(self._jobs), timeout=SHUTDOWN_DELIVERY_SECONDS)
-            for job in pending:  # waiting behind another instance's answer
-                job.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        # Jobs still waiting (e.g. behind another instance's answer) are cancelled after that.
+        await stop_tasks(list(self._jobs), "conversation jobs", grace=SHUTDOWN_DELIVERY_SECONDS)
 
 
 def conversation_name(key: ConversationKey) -> str:

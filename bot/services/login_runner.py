@@ -9,10 +9,13 @@ from typing import Protocol
 
 from bot.config import Settings
 from bot.hailuo.login import BrowserLogin, LoginDone, LoginError, LoginEvent, LoginOptions
+from bot.lifecycle import stop_tasks
 from bot.services.logins import LoginService
 from bot.storage.logins import LoginRecord
 
 log = logging.getLogger(__name__)
+
+BROWSER_STOP_DEADLINE = 30.0  # closing Chromium and its profile can take a while
 
 
 class LoginBusy(Exception):
@@ -90,8 +93,8 @@ class LoginRunner:
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
-                self._task.cancel()  # we are being cancelled ourselves: take the browser down
-                await asyncio.gather(self._task, return_exceptions=True)
+                # We are being cancelled ourselves: take the browser down.
+                await stop_tasks([self._task], "the browser login", deadline=BROWSER_STOP_DEADLINE)
                 raise
             raise LoginCancelled from None
         finally:
@@ -139,10 +142,8 @@ class LoginRunner:
 
     async def cancel_and_wait(self) -> None:
         """At shutdown: stop a running login and let it close its browser."""
-        task = self._task
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        if self._task is not None:
+            await stop_tasks([self._task], "the browser login", deadline=BROWSER_STOP_DEADLINE)
 
     async def screenshot(self) -> bytes | None:
         login = self._current

@@ -18,6 +18,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from bot.config import Settings
 from bot.i18n import Translator
+from bot.lifecycle import stop_tasks
 from bot.logs import log_failure
 from bot.services.answering import AnswerService, Question, Refusal
 from bot.services.logins import LoginService
@@ -291,6 +292,4 @@ class Bridge:
 
     async def shutdown(self) -> None:
         await self.service.shutdown(self.settings.shutdown_grace)
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await stop_tasks(list(self._background), "background work of handlers")

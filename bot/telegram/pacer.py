@@ -29,6 +29,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.lifecycle import BackgroundLoop, stop_tasks
+
 log = logging.getLogger(__name__)
 
 # The chat whose permit the current task holds, so the request middleware does not ask twice.
@@ -108,7 +110,7 @@ class Pacer:
         self._last_grant = float("-inf")
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop: BackgroundLoop | None = None
         self.granted = 0
         self.penalties = 0
 
@@ -193,12 +195,11 @@ class Pacer:
         self._wakeup.set()
 
     async def close(self) -> None:
-        if self._releases:
-            await asyncio.gather(*self._releases, return_exceptions=True)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await stop_tasks(list(self._releases), "recording the end of Telegram calls", grace=5.0)
+        if self._loop is not None:
+            loop, self._loop = self._loop, None
+            self._wakeup.set()  # it checks whether to go on when it wakes
+            await loop.stop()
 
     def _state(self, chat_id: int) -> _ChatState:
         state = self._chats.get(chat_id)
@@ -207,8 +208,9 @@ class Pacer:
         return state
 
     def _ensure_running(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="pacer")
+        if self._loop is None or self._loop.ended:  # (re)started on demand, e.g. after a failure
+            loop = self._loop = BackgroundLoop("pacer")
+            loop.start(lambda: self._run(loop))
 
     def _chat_ready_at(self, state: _ChatState, now: float) -> float:
         if state.busy:
@@ -247,9 +249,9 @@ class Pacer:
         for chat_id in stale:
             del self._chats[chat_id]
 
-    async def _run(self) -> None:
+    async def _run(self, loop: BackgroundLoop) -> None:
         next_cleanup = self._clock() + 60
-        while True:
+        while loop.running:
             self._wakeup.clear()
             if self._clock() > next_cleanup:
                 self._forget_idle_chats(self._clock())

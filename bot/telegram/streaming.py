@@ -26,6 +26,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 
 from bot.i18n import Translator
+from bot.lifecycle import stop_tasks
 from bot.services.answering import Note, Outcome
 from bot.telegram.pacer import Pacer, Priority
 from bot.telegram.render import Frame, PartSplitter
@@ -33,6 +34,7 @@ from bot.telegram.render import Frame, PartSplitter
 log = logging.getLogger(__name__)
 
 TYPING_EVERY = 4.5
+CALL_GRACE = 30.0
 FINAL_DELIVERY_ATTEMPTS = 8
 
 
@@ -135,9 +137,9 @@ class TelegramAnswer:
         self._closing = True
         self._stop_typing()
         if self._writer is not None:
-            if not self._in_call:
-                self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
+            # A call in flight may finish (its text counts as shown); a wait for a permit not.
+            grace = CALL_GRACE if self._in_call else 0.0
+            await stop_tasks([self._writer], f"frames of answer {self.answer_id}", grace=grace)
         if self._gone:
             return self.message_ids
         parts = self._splitter.parts(markdown) if markdown.strip() else []
