@@ -124,6 +124,7 @@ class BotApp:
             notifier,
             queue=cluster.queue if cluster else None,
             instance_id=settings.instance_id,
+            max_answer_chars=settings.max_answer_chars,
             stop_relay=cluster,
             metrics=metrics,
         )

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     allowed_chat_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     questions_per_minute: int = Field(default=10, ge=1)
     max_input_chars: int = Field(default=4000, ge=1)
+    # An answer longer than this is cut there (upstream stopped, what came is kept): bounds the
+    # memory and rendering work a runaway or hostile answer can cost.
+    max_answer_chars: int = Field(default=64_000, ge=1_000, le=1_000_000)
     shutdown_grace: float = Field(default=10.0, ge=0)
 
     pacing_global_per_second: float = Field(default=29.0, gt=0, le=30)

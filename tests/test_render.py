@@ -76,3 +76,47 @@ def test_text_without_newlines_is_cut_between_words() -> None:
     parts = PartSplitter().parts(words)
     assert len(parts) >= 3
     assert sum(len(part.text.split()) for part in parts) == 3000
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://example.org/a?b=c#d", True),
+        ("http://127.0.0.1:8080/x", True),
+        ("https://пример.рф/", True),
+        ("tg://user?id=42", True),
+        ("#anchor", False),
+        ("/docs/start", False),
+        ("../up", False),
+        ("javascript:alert(1)", False),
+        ("mailto:someone@example.org", False),
+        ("https://", False),
+        ("ftp://example.org/file", False),
+    ],
+)
+def test_only_links_telegram_takes_stay_links(url: str, kept: bool) -> None:
+    frame = render(f"see [the words]({url}) here")
+    assert frame.text == "see the words here"
+    assert any(entity.type == "text_link" for entity in frame.entities) is kept
+    assert_valid(frame)
+
+
+def test_deep_nesting_is_flattened_and_code_is_left_alone() -> None:
+    bomb = "- " * 5_000 + "words"
+    code = "```\n" + "- " * 20 + "\n```"
+    frame = render(bomb + "\n\n" + code)
+    assert "words" in frame.text
+    assert "- " * 20 in frame.text, "a code block keeps its text as written"
+    assert len(frame.text) < 500
+    assert_valid(frame)
+
+
+def test_a_long_answer_is_split_without_rendering_it_whole() -> None:
+    """A 300 kB answer without a single newline, heavy with links (which render much shorter
+    than their source): every part fits, no word is lost or repeated."""
+    words = " ".join(f"[w{n}](https://example.org/{n})" for n in range(12_000))
+    parts = PartSplitter().parts(words)
+    for part in parts:
+        assert_valid(part)
+    seen = " ".join(part.text for part in parts).split()
+    assert seen == [f"w{n}" for n in range(12_000)]

@@ -40,6 +40,7 @@ from bot.storage.models import AnswerStatus
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DELIVERY_SECONDS = 15.0
+MAX_DETAIL_CHARS = 300  # an upstream's words in a note, a log line or /status
 
 
 class Note(enum.Enum):
@@ -56,6 +57,7 @@ class Note(enum.Enum):
     UPSTREAM_DOWN = "upstream_down"
     UPSTREAM_ERROR = "upstream_error"
     INTERNAL = "internal"
+    TRUNCATED = "truncated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,7 @@ class _Progress:
     conversation: Conversation | None = None
     title: str = ""
     first_text_at: float | None = None
+    truncated: bool = False
 
 
 @dataclass
@@ -173,6 +176,7 @@ class AnswerService:
         instance_id: str | None = None,
         stop_relay: StopRelay | None = None,
         metrics: AnswerMetrics | None = None,
+        max_answer_chars: int = 64_000,
     ) -> None:
         self._conversations = ConversationStore(database)
         self._answers = AnswerStore(database)
@@ -183,6 +187,7 @@ class AnswerService:
         self._instance_id = instance_id
         self._stop_relay = stop_relay
         self._metrics = metrics
+        self._max_answer_chars = max_answer_chars
         self._jobs: set[asyncio.Task[None]] = set()
         self.running: dict[int, RunningAnswer] = {}
         self.stats = AnswerStats()
@@ -338,8 +343,8 @@ class AnswerService:
         async with contextlib.aclosing(events):
             await self._read(running, events, progress, output)
 
-    @staticmethod
     async def _read(
+        self,
         running: RunningAnswer,
         events: AsyncGenerator[HailuoEvent, None],
         progress: _Progress,
@@ -347,16 +352,18 @@ class AnswerService:
     ) -> None:
         async for event in events:
             if isinstance(event, TextDelta):
-                progress.text = event.text
+                progress.text = self._capped(event.text, progress)
                 if progress.first_text_at is None:
                     progress.first_text_at = time.monotonic()
-                output.update(event.text)
+                output.update(progress.text)
             elif isinstance(event, ConversationStarted):
                 progress.conversation = event.conversation
             elif isinstance(event, TitleGenerated):
                 progress.title = event.title
             elif isinstance(event, Finished):
-                progress.text = event.text
+                progress.text = self._capped(event.text, progress)
+            if progress.truncated:
+                return  # leaving closes the upstream request
             if output.gone:
                 raise _Unreachable
             if running.stop_reason is not None:
@@ -380,22 +387,22 @@ class AnswerService:
             return Outcome(AnswerStatus.FAILED, Note.INTERNAL, "user unreachable")
         except (AuthRejected, SignatureRejected) as exc:
             self._keep_partial(progress, exc)
-            self._upstream_failed(exc)
+            detail = self._upstream_failed(exc)
             if await self._logins.rejected(login):
                 await self._notifier.login_problem(Note.LOGIN_EXPIRED, login.auth.fingerprint)
-            return Outcome(AnswerStatus.FAILED, Note.LOGIN_EXPIRED, exc.message)
+            return Outcome(AnswerStatus.FAILED, Note.LOGIN_EXPIRED, detail)
         except RateLimited as exc:
             self._keep_partial(progress, exc)
-            self._upstream_failed(exc)
-            return Outcome(AnswerStatus.FAILED, Note.UPSTREAM_BUSY, exc.message, exc.retry_after)
+            detail = self._upstream_failed(exc)
+            return Outcome(AnswerStatus.FAILED, Note.UPSTREAM_BUSY, detail, exc.retry_after)
         except HailuoError as exc:
             self._keep_partial(progress, exc)
-            self._upstream_failed(exc)
-            log.warning("answer %s failed: %s", running.answer_id, exc.message)
+            detail = self._upstream_failed(exc)
+            log.warning("answer %s failed: %s", running.answer_id, detail)
             if exc.kind == "interrupted":
-                return Outcome(AnswerStatus.INTERRUPTED, Note.INTERRUPTED, exc.message)
+                return Outcome(AnswerStatus.INTERRUPTED, Note.INTERRUPTED, detail)
             note = Note.UPSTREAM_DOWN if exc.kind == "unavailable" else Note.UPSTREAM_ERROR
-            return Outcome(AnswerStatus.FAILED, note, exc.message)
+            return Outcome(AnswerStatus.FAILED, note, detail)
         except Exception as exc:
             log.exception("answer %s failed unexpectedly", running.answer_id)
             return Outcome(AnswerStatus.FAILED, Note.INTERNAL, type(exc).__name__)
@@ -405,7 +412,19 @@ class AnswerService:
         self.stats.last_success_at = time.time()
         if not progress.text.strip():
             return Outcome(AnswerStatus.DONE, Note.EMPTY)
+        if progress.truncated:
+            log.info("answer %s cut at %d characters", running.answer_id, len(progress.text))
+            return Outcome(AnswerStatus.DONE, Note.TRUNCATED)
         return Outcome(AnswerStatus.DONE)
+
+    def _capped(self, text: str, progress: _Progress) -> str:
+        """The answer, cut at MAX_ANSWER_CHARS (at a line or word end near it)."""
+        limit = self._max_answer_chars
+        if len(text) <= limit:
+            return text
+        progress.truncated = True
+        cut = max(text.rfind("\n", 0, limit), text.rfind(" ", 0, limit))
+        return text[: cut if cut > limit * 0.9 else limit]
 
     @staticmethod
     def _stopped(running: RunningAnswer) -> Outcome:
@@ -413,15 +432,17 @@ class AnswerService:
         status = AnswerStatus.STOPPED if reason is Note.STOPPED else AnswerStatus.INTERRUPTED
         return Outcome(status, reason)
 
-    def _upstream_failed(self, exc: HailuoError) -> None:
-        self.stats.last_upstream_error = exc.message
+    def _upstream_failed(self, exc: HailuoError) -> str:
+        """Count the failure; return the upstream's words, short enough for any message."""
+        detail = shorten(exc.message, MAX_DETAIL_CHARS)
+        self.stats.last_upstream_error = detail
         if self._metrics is not None:
             self._metrics.upstream_error(exc.kind)
+        return detail
 
-    @staticmethod
-    def _keep_partial(progress: _Progress, exc: HailuoError) -> None:
+    def _keep_partial(self, progress: _Progress, exc: HailuoError) -> None:
         if len(exc.partial_text) > len(progress.text):
-            progress.text = exc.partial_text
+            progress.text = self._capped(exc.partial_text, progress)
         if progress.conversation is None and exc.conversation is not None:
             progress.conversation = exc.conversation
 
@@ -480,6 +501,10 @@ class AnswerService:
             running.stop(Note.RESTART)
         # Jobs still waiting (e.g. behind another instance's answer) are cancelled after that.
         await stop_tasks(list(self._jobs), "conversation jobs", grace=SHUTDOWN_DELIVERY_SECONDS)
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def conversation_name(key: ConversationKey) -> str:

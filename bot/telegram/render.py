@@ -1,14 +1,24 @@
 """Markdown from Hailuo → Telegram text + entities, in parts that each fit one message.
 
-Entities instead of a parse_mode string mean "can't parse entities" cannot happen. Parts are cut
-in the Markdown source (at a paragraph, else a line, else a space), so a part, once sent, never
-changes as the answer grows; a code block cut in two is closed and reopened.
+Entities instead of a parse_mode string mean "can't parse entities" cannot happen, and links
+Telegram would refuse ("Wrong HTTP URL": anchors, relative paths, `javascript:`) lose their link
+and keep their words. Parts are cut in the Markdown source (at a paragraph, else a line, else a
+space), so a part, once sent, never changes as the answer grows; a code block cut in two is
+closed and reopened.
+
+Hostile input stays cheap: what is sealed is never rendered again, a part is looked for in a
+window of the source a few messages long (so each render is small, however long the answer),
+nesting deeper than `MAX_NESTING` is flattened before rendering (a `- - - - …` list bomb renders
+quadratically otherwise), and a rendering that still grows past `GROWTH_LIMIT` times its source
+falls back to plain text.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import telegramify_markdown
 from aiogram.types import MessageEntity
@@ -18,6 +28,18 @@ MESSAGE_LIMIT = 4096
 # Room for a status line ("stopped", "interrupted") under the last part.
 PART_BUDGET = MESSAGE_LIMIT - 96
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$", re.MULTILINE)
+# A part is looked for in this much source at a time (rendering shrinks Markdown; a window
+# that still fits is sealed whole).
+WINDOW = PART_BUDGET * 3
+INLINE_SOURCE = PART_BUDGET  # less unsealed source than this renders on the event loop
+MAX_NESTING = 8
+GROWTH_LIMIT = 3
+_NESTING = re.compile(r"^([ \t]*)((?:(?:[-*+]|\d{1,9}[.)]|>)(?:[ \t]+|$))+)")
+# A host Telegram resolves: a dotted domain name (IDN too), localhost, IPv4 or IPv6.
+_HOST = re.compile(
+    r"^(?:[\w-]+\.)+[\w-]{2,}\.?$|^localhost$|^\d{1,3}(?:\.\d{1,3}){3}$|^[0-9a-f.]*:[0-9a-f:.]*$"
+)
+MAX_URL = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +64,13 @@ class Frame:
 
 
 def render(markdown: str) -> Frame:
+    source = flatten_nesting(markdown)
     try:
-        text, entities = telegramify_markdown.convert(markdown, latex_escape=False)
+        text, entities = telegramify_markdown.convert(source, latex_escape=False)
     except Exception:  # the converter must never cost us an answer: fall back to plain text
         return Frame(markdown)
+    if len(text) > GROWTH_LIMIT * len(markdown) + 64:
+        return Frame(markdown)  # something still blew up: plain text is better than a flood
     converted = tuple(
         MessageEntity(
             type=entity.type,
@@ -55,11 +80,60 @@ def render(markdown: str) -> Frame:
             language=entity.language,
         )
         for entity in entities
-        if entity.length > 0
+        if entity.length > 0 and (entity.type != "text_link" or link_allowed(entity.url))
     )
     if not text.strip() and markdown.strip():
         return Frame(markdown)
     return Frame(text, converted)
+
+
+def link_allowed(url: str | None) -> bool:
+    """Would Telegram take this as a text_link URL? Anything else keeps its words, unlinked."""
+    if not url or len(url) > MAX_URL or any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    scheme = parts.scheme.lower()
+    if scheme in ("tg", "ton"):
+        return bool(parts.netloc or parts.path)
+    return scheme in ("http", "https") and host is not None and bool(_HOST.match(host))
+
+
+def flatten_nesting(markdown: str) -> str:
+    """Lists and quotes nested deeper than MAX_NESTING (outside code blocks) lose the extra
+    levels: their markers, or their indentation. The words stay."""
+    if "\n" not in markdown and len(markdown) < 2 * MAX_NESTING:
+        return markdown
+    lines = markdown.split("\n")
+    fence: str | None = None
+    for index, line in enumerate(lines):
+        fenced = _FENCE.match(line)
+        if fenced is not None:
+            marker = fenced.group(1)
+            if fence is None:
+                fence = marker
+            elif _closes(fence, marker, fenced.group(2)):
+                fence = None
+            continue
+        if fence is not None:
+            continue
+        match = _NESTING.match(line)
+        if match is None:
+            width = len(line) - len(line.lstrip(" \t"))
+            if width > 4 * MAX_NESTING:
+                lines[index] = " " * (4 * MAX_NESTING) + line[width:]
+            continue
+        indent, markers = match.group(1), match.group(2).split()
+        levels = len(indent.expandtabs(4)) // 2
+        if levels + len(markers) <= MAX_NESTING:
+            continue
+        levels = min(levels, MAX_NESTING - 1)
+        kept = markers[: MAX_NESTING - levels]
+        lines[index] = " " * (2 * levels) + " ".join(kept) + " " + line[match.end() :]
+    return "\n".join(lines)
 
 
 @dataclass
@@ -70,15 +144,26 @@ class PartSplitter:
     sealed: list[Frame] = field(default_factory=list)
     _start: int = 0  # where the open part begins in the source
     _reopen: str = ""  # a fence to reopen at the top of the open part
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def cheap(self, markdown: str) -> bool:
+        """Splitting `markdown` now takes about a millisecond (little unsealed text)."""
+        return len(markdown) - self._start <= INLINE_SOURCE
 
     def parts(self, markdown: str) -> list[Frame]:
-        """All parts for the answer so far: sealed ones, then the open one."""
+        """All parts for the answer so far: sealed ones, then the open one. Thread-safe: a
+        call still running in a worker thread finishes before the next one starts."""
+        with self._lock:
+            return self._parts(markdown)
+
+    def _parts(self, markdown: str) -> list[Frame]:
         while True:
             source = self._reopen + markdown[self._start :]
-            frame = render(source)
-            if frame.length <= self.budget:
-                return [*self.sealed, frame]
-            self._seal(markdown, source)
+            if len(source) <= WINDOW:
+                frame = render(source)
+                if frame.length <= self.budget:
+                    return [*self.sealed, frame]
+            self._seal(markdown, source[:WINDOW])
 
     def _seal(self, markdown: str, source: str) -> None:
         cut = self._cut(source)
@@ -123,6 +208,11 @@ def _open_fence(text: str) -> tuple[str, str] | None:
         marker, info = match.group(1), match.group(2).strip()
         if open_fence is None:
             open_fence = (marker, info)
-        elif marker[0] == open_fence[0][0] and len(marker) >= len(open_fence[0]) and not info:
+        elif _closes(open_fence[0], marker, info):
             open_fence = None
     return open_fence
+
+
+def _closes(opening: str, marker: str, info: str) -> bool:
+    """Does a fence line (`marker`, `info`) close the code block opened by `opening`?"""
+    return marker[0] == opening[0] and len(marker) >= len(opening) and not info.strip()

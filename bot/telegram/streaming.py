@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,13 +24,18 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    MessageEntity,
+    ReplyParameters,
+)
 
 from bot.i18n import Translator
 from bot.lifecycle import stop_tasks
 from bot.services.answering import Note, Outcome
 from bot.telegram.pacer import Pacer, Priority
-from bot.telegram.render import Frame, PartSplitter
+from bot.telegram.render import MESSAGE_LIMIT, Frame, PartSplitter
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,7 @@ NOTE_KEYS = {
     Note.LOGIN_EXPIRED: "error_login_expired",
     Note.UPSTREAM_DOWN: "error_upstream_down",
     Note.INTERNAL: "error_internal",
+    Note.TRUNCATED: "note_truncated",
 }
 
 
@@ -75,6 +82,14 @@ def note_text(
 def stop_button(answer_id: int, t: Translator) -> InlineKeyboardMarkup:
     button = InlineKeyboardButton(text=t("stop_button"), callback_data=f"stop:{answer_id}")
     return InlineKeyboardMarkup(inline_keyboard=[[button]])
+
+
+class _Formatting(enum.Enum):
+    """How much of a frame's formatting Telegram still gets (it refused more before)."""
+
+    ALL = "all formatting"
+    NO_LINKS = "no links"
+    NONE = "plain text"
 
 
 class _Gone(Exception):
@@ -115,6 +130,7 @@ class TelegramAnswer:
         self._on_first_message = on_first_message
         self.first_frame_at: float | None = None
         self._gone = False
+        self._formatting = _Formatting.ALL
 
     # --- AnswerOutput --------------------------------------------------------------------------
 
@@ -142,14 +158,14 @@ class TelegramAnswer:
             await stop_tasks([self._writer], f"frames of answer {self.answer_id}", grace=grace)
         if self._gone:
             return self.message_ids
-        parts = self._splitter.parts(markdown) if markdown.strip() else []
+        parts = await self._parts(markdown) if markdown.strip() else []
         note = note_text(
             outcome.note, self._t, detail=outcome.detail, retry_after=outcome.retry_after
         )
-        if parts:
+        if parts and parts[-1].length + len(note) + 2 <= MESSAGE_LIMIT:
             parts[-1] = parts[-1].with_note(note)
-        elif note:
-            parts = [Frame("").with_note(note)]
+        elif note:  # no room under the last part: the note gets a message of its own
+            parts.append(Frame("").with_note(note))
         await self._deliver_final(parts)
         return self.message_ids
 
@@ -164,7 +180,7 @@ class TelegramAnswer:
                     return
                 self._changed.clear()
                 # Rendered only now, with a permit in hand: the newest text goes out.
-                parts = self._splitter.parts(self._markdown)
+                parts = await self._parts(self._markdown)
                 call = self._next_call(parts, final=False) if parts[-1].text.strip() else None
                 if call is None:
                     continue
@@ -182,6 +198,40 @@ class TelegramAnswer:
                     self._in_call = False
                 if self._next_call(parts, final=False) is not None:
                     self._changed.set()  # e.g. a sealed part: the live one follows
+
+    async def _parts(self, markdown: str) -> list[Frame]:
+        """Rendered parts; off the event loop when the unsealed text is long (the splitter
+        serializes its own use, should a cancelled call still be running in its thread)."""
+        if self._splitter.cheap(markdown):
+            return self._splitter.parts(markdown)
+        return await asyncio.to_thread(self._splitter.parts, markdown)
+
+    def _entities(self, frame: Frame) -> list[MessageEntity] | None:
+        """The frame's entities, less what Telegram refused earlier in this answer."""
+        if self._formatting is _Formatting.NONE:
+            return None
+        if self._formatting is _Formatting.NO_LINKS:
+            return [entity for entity in frame.entities if entity.type != "text_link"] or None
+        return list(frame.entities) or None
+
+    def _refused_formatting(self, exc: TelegramBadRequest) -> bool:
+        """Telegram refused our entities (a link it finds invalid, say): send less formatting
+        from now on rather than lose the answer. True if there is less to try."""
+        description = exc.message.lower()
+        if "entit" not in description and "url" not in description:
+            return False
+        if self._formatting is _Formatting.NONE:
+            return False
+        self._formatting = (
+            _Formatting.NO_LINKS if self._formatting is _Formatting.ALL else _Formatting.NONE
+        )
+        log.warning(
+            "answer %s: Telegram refused its formatting (%s); sending %s",
+            self.answer_id,
+            exc.message,
+            self._formatting.value,
+        )
+        return True
 
     @property
     def _visible(self) -> bool:
@@ -238,12 +288,16 @@ class TelegramAnswer:
                 chat_id=place.chat_id,
                 message_thread_id=place.thread_id,
                 text=frame.text,
-                entities=list(frame.entities) or None,
+                entities=self._entities(frame),
                 reply_parameters=reply,
                 reply_markup=stop_button(self.answer_id, self._t) if markup else None,
             )
         except TelegramForbiddenError as exc:
             raise _Gone from exc
+        except TelegramBadRequest as exc:
+            if self._refused_formatting(exc):
+                return  # the next call sends it with less formatting
+            raise
         self.message_ids.append(message.message_id)
         self._shown.append(frame)
         self._markup.append(markup)
@@ -257,10 +311,12 @@ class TelegramAnswer:
                 chat_id=self.place.chat_id,
                 message_id=self.message_ids[index],
                 text=frame.text,
-                entities=list(frame.entities) or None,
+                entities=self._entities(frame),
                 reply_markup=stop_button(self.answer_id, self._t) if markup else None,
             )
         except TelegramBadRequest as exc:
+            if self._refused_formatting(exc):
+                return
             description = exc.message.lower()
             if "not modified" not in description:
                 if "not found" not in description and "can't be edited" not in description:
@@ -281,12 +337,14 @@ class TelegramAnswer:
                 draft_id=self.draft_id,
                 message_thread_id=self.place.thread_id,
                 text=frame.text,
-                entities=list(frame.entities) or None,
+                entities=self._entities(frame),
                 can_stop=True,
             )
         except TelegramForbiddenError as exc:
             raise _Gone from exc
         except TelegramBadRequest as exc:
+            if self._refused_formatting(exc):
+                return
             log.warning(
                 "drafts refused in chat %s (%s); editing a message instead",
                 self.place.chat_id,

@@ -107,6 +107,7 @@ class HailuoStandIn:
         self.answer_for: Callable[[str], str] | None = None  # the answer for a question
         self.first_byte_delay = 5.0
         self.retry_after = 7
+        self.error_message = "content moderation"  # what STREAM_STATUS_ERROR says
         self._chat_ids = itertools.count(380_000_000_000)
         # The imitation of hailuo.ai's page: the token it grants after a (simulated) login.
         self.login_token = "page-login-token-0123456789"
@@ -243,7 +244,8 @@ class HailuoStandIn:
                 if fault is Fault.MALFORMED_LINE and index == 1:
                     await response.write(b'event: message_result\ndata: {"data": {"messageRes\n\n')
                 if fault is Fault.STREAM_STATUS_ERROR and index == 1:
-                    await self._event(response, "message_result", _stream_error(chat_id))
+                    error = _stream_error(chat_id, self.error_message)
+                    await self._event(response, "message_result", error)
                     received.outcome = "answered"
                     return response
                 if fault is Fault.DISCONNECT_MID_STREAM and index == 2:
@@ -335,11 +337,11 @@ def _message_result(chat_id: str, content: str, final: bool) -> dict[str, Any]:
     }
 
 
-def _stream_error(chat_id: str) -> dict[str, Any]:
+def _stream_error(chat_id: str, message: str) -> dict[str, Any]:
     return {
         "data": {"messageResult": {"content": "", "chatID": chat_id, "isEnd": 1}},
         "type": 2,
-        "statusInfo": {"code": 1300, "message": "content moderation"},
+        "statusInfo": {"code": 1300, "message": message},
     }
 
 

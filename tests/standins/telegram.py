@@ -15,7 +15,7 @@ import math
 import re
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -143,6 +143,8 @@ class TelegramStandIn:
     def __init__(self, token: str, limits: Limits | None = None) -> None:
         self.token = token
         self.limits = limits or Limits()
+        # Link hosts Telegram refuses although they look fine (it blocks some domains).
+        self.refused_link_hosts: set[str] = set()
         self.chats: dict[int, Chat] = {}
         self.users: dict[int, User] = {}
         self.messages: dict[tuple[int, int], StoredMessage] = {}
@@ -424,7 +426,7 @@ class TelegramStandIn:
         text = params.get("text", "")
         if utf16_len(text) > MESSAGE_LIMIT:
             raise ApiError(400, "Bad Request: text is too long")
-        _check_entities(text, _json(params.get("entities")) or [])
+        _check_entities(text, _json(params.get("entities")) or [], self.refused_link_hosts)
         self.drafts[(chat.id, draft_id)] = text
         self.draft_log.append((time.monotonic(), chat.id, draft_id, text))
         return True
@@ -510,8 +512,7 @@ class TelegramStandIn:
             raise ApiError(400, "Bad Request: message can't be edited")
         return message
 
-    @staticmethod
-    def _validated_text(params: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    def _validated_text(self, params: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         if params.get("parse_mode"):
             raise ApiError(400, "Bad Request: this bot must send entities, not parse_mode")
         text = params.get("text", "")
@@ -520,7 +521,7 @@ class TelegramStandIn:
         if utf16_len(text) > MESSAGE_LIMIT:
             raise ApiError(400, "Bad Request: message is too long")
         entities = _json(params.get("entities")) or []
-        _check_entities(text, entities)
+        _check_entities(text, entities, self.refused_link_hosts)
         return text, entities
 
     @staticmethod
@@ -729,7 +730,9 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _check_entities(text: str, entities: list[dict[str, Any]]) -> None:
+def _check_entities(
+    text: str, entities: list[dict[str, Any]], refused_hosts: Collection[str] = ()
+) -> None:
     length = utf16_len(text)
     for entity in entities:
         kind = entity.get("type")
@@ -742,3 +745,23 @@ def _check_entities(text: str, entities: list[dict[str, Any]]) -> None:
             )
         if kind == "text_link" and not entity.get("url"):
             raise ApiError(400, "Bad Request: can't parse entities: text_link without url")
+        url = str(entity.get("url"))
+        if kind == "text_link" and (
+            not _link_accepted(url) or urlsplit(url).hostname in refused_hosts
+        ):
+            raise ApiError(400, f'Bad Request: entity URL "{url}" is invalid: Wrong HTTP URL')
+
+
+def _link_accepted(url: str) -> bool:
+    """Telegram's rule for text_link URLs, as observed: http(s) with a real host (a URL without
+    a scheme is taken as http), tg:// and ton://; anchors, relative paths, javascript: refused."""
+    try:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    if parts.scheme in ("tg", "ton"):
+        return True
+    if parts.scheme not in ("http", "https") or any(ch.isspace() for ch in url):
+        return False
+    return host == "localhost" or ("." in host and not host.endswith("."))
