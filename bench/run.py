@@ -538,15 +538,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--json", type=Path, default=Path("bench/results/latest.json"))
+    parser.add_argument(
+        "--hostile",
+        action="store_true",
+        help="a 1 MB answer, a list bomb and bad links in flight: do other chats wait?",
+    )
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.hostile:
+        from bench.hostile import run_hostile
+        from bench.hostile import table as hostile_table
+
+        found = asyncio.run(run_hostile(args))
+        print(hostile_table(found))
+        _write_json(args.json or Path("bench/results/hostile.json"), found)
+        return 0
     results = asyncio.run(_main(args))
     table = _table(results)
     print(table)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps([r.summary() for r in results], indent=2))
-    print(f"\n(JSON: {args.json})", file=sys.stderr)
+    _write_json(args.json or Path("bench/results/latest.json"), [r.summary() for r in results])
     return 0
+
+
+def _write_json(path: Path, results: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+    print(f"\n(JSON: {path})", file=sys.stderr)
 
 
 if __name__ == "__main__":

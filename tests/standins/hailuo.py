@@ -105,6 +105,7 @@ class HailuoStandIn:
         self.first_chunk_delay = 0.0
         self.chunk_chars: int | None = None  # fixed-size chunks instead of chunk_count of them
         self.answer_for: Callable[[str], str] | None = None  # the answer for a question
+        self.chunks_for: Callable[[str], int] | None = None  # how many events an answer takes
         self.first_byte_delay = 5.0
         self.retry_after = 7
         self.error_message = "content moderation"  # what STREAM_STATUS_ERROR says
@@ -234,7 +235,12 @@ class HailuoStandIn:
             await response.prepare(request)
             title = f"Chat about {received.fields['msgContent'][:20]}" if is_new else ""
             await self._event(response, "send_result", _send_result(chat_id, title))
-            count = -(-len(text) // self.chunk_chars) if self.chunk_chars else self.chunk_count
+            if self.chunks_for is not None:
+                count = self.chunks_for(text)
+            elif self.chunk_chars:
+                count = -(-len(text) // self.chunk_chars)
+            else:
+                count = self.chunk_count
             frames = _cumulative_frames(text, count, fault is Fault.SPLIT_MULTIBYTE)
             if self.first_chunk_delay:
                 await asyncio.sleep(self.first_chunk_delay)
