@@ -88,6 +88,7 @@ async def _measure(
     env = {
         **os.environ,
         "BOT_TOKEN": TOKEN,
+        "UPSTREAM": "hailuo",
         "TELEGRAM_API_URL": telegram.base_url,
         "HAILUO_BASE_URL": hailuo.base_url,
         "DATABASE_URL": f"sqlite:///{run_dir / 'bot.sqlite3'}",

@@ -203,6 +203,7 @@ class Harness:
         env = {
             **os.environ,
             "BOT_TOKEN": TOKEN,
+            "UPSTREAM": "hailuo",
             "TELEGRAM_API_URL": telegram.base_url,
             "HAILUO_BASE_URL": hailuo.base_url,
             "DATABASE_URL": f"sqlite:///{run_dir / 'bot.sqlite3'}",

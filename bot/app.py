@@ -24,14 +24,13 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 
 from bot.cluster import Cluster
 from bot.config import ConfigError, Settings
-from bot.hailuo import HailuoClient
-from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator, translator
+from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator, set_upstream_name, translator
 from bot.lifecycle import BackgroundLoop, finish_within
 from bot.metrics import Metrics
 from bot.services.answering import AnswerService
-from bot.services.factories import hailuo_client
+from bot.services.factories import browser_login, build_upstream
 from bot.services.health import HealthCheck
-from bot.services.login_runner import LoginRunner, login_options
+from bot.services.login_runner import LoginRunner
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
 from bot.telegram.bridge import Bridge
@@ -42,6 +41,7 @@ from bot.telegram.pacer import Pacer, PacingLimits
 from bot.telegram.routers import all_routers
 from bot.telegram.routers.admin import send_screenshot
 from bot.telegram.session import create_bot
+from bot.upstream import Upstream, display_name
 from bot.web import WebServer
 
 log = logging.getLogger(__name__)
@@ -112,10 +112,11 @@ class BotApp:
         limits: PacingLimits,
         cluster: Cluster | None,
     ) -> BotApp:
+        set_upstream_name(display_name(settings.upstream))
         metrics = Metrics()
         pacer = Pacer(limits, shared=cluster.pacing if cluster else None)
         bot = create_bot(token, pacer, settings.telegram_api_url, metrics=metrics)
-        client = hailuo_client(settings)
+        client = build_upstream(settings)
         languages = Languages(database)
         notifier = TelegramAdminNotifier(bot, settings.admin_ids, languages)
         service = AnswerService(
@@ -130,7 +131,9 @@ class BotApp:
         )
         bridge = Bridge(bot, pacer, service, database, settings, languages)
         await bridge.load()
-        runner = LoginRunner(login_options(settings), bridge.logins, coordination=cluster)
+        runner = LoginRunner(
+            lambda: browser_login(settings, client), bridge.logins, coordination=cluster
+        )
         isolation: BaseEventIsolation = (
             RedisEventIsolation(
                 cluster.redis,
@@ -145,7 +148,7 @@ class BotApp:
         dispatcher = Dispatcher(
             events_isolation=isolation,
             bridge=bridge,
-            hailuo=client,
+            upstream=client,
             runner=runner,
             started_at=time.monotonic(),
         )
@@ -308,14 +311,14 @@ class BotApp:
 
     @staticmethod
     async def _on_shutdown(
-        bridge: Bridge, hailuo: HailuoClient, runner: LoginRunner, app: BotApp
+        bridge: Bridge, upstream: Upstream, runner: LoginRunner, app: BotApp
     ) -> None:
         if app.web is not None:
             app.web.draining = True  # the load balancer stops sending us updates
         await runner.cancel_and_wait()
         await bridge.shutdown()
         await app._sweeper.stop()
-        await finish_within(hailuo.close(), "closing the Hailuo client")
+        await finish_within(upstream.close(), "closing the upstream client")
 
 
 async def run(settings: Settings) -> int:

@@ -1,9 +1,12 @@
-"""`python -m bot` / `hailuo-bridge`: run the bot, or manage its database and Hailuo login."""
+"""`python -m bot` / `hailuo-bridge`: run the bot, or manage its database and upstream login."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -13,23 +16,11 @@ from typing import Any
 
 from bot import __version__
 from bot.config import ConfigError, Settings, load_settings
-from bot.hailuo import (
-    AuthRejected,
-    AuthState,
-    Conversation,
-    ConversationStarted,
-    Finished,
-    HailuoError,
-    InvalidAuthState,
-    SignatureRejected,
-    TextDelta,
-    TitleGenerated,
-)
-from bot.hailuo.login import BrowserLogin, LoginDone, LoginError, LoginLink, LoginStage
 from bot.logs import register_secret, setup_logging
-from bot.services.factories import hailuo_client
-from bot.services.login_runner import login_options
-from bot.services.logins import ActiveLogin, LoginService
+from bot.services.credentials import parse_credentials_json
+from bot.services.doctor import Doctor
+from bot.services.factories import browser_login, build_upstream
+from bot.services.logins import ActiveLogin, LoginService, protect
 from bot.storage.conversations import ConversationKey, ConversationStore
 from bot.storage.database import Database
 from bot.storage.migrations import (
@@ -40,6 +31,20 @@ from bot.storage.migrations import (
     head_revision,
     upgrade,
 )
+from bot.upstream import (
+    AuthRejected,
+    Conversation,
+    ConversationStarted,
+    Credentials,
+    Finished,
+    InvalidCredentials,
+    ReasoningDelta,
+    SignatureRejected,
+    TextDelta,
+    TitleGenerated,
+    UpstreamFailure,
+)
+from bot.upstream.browser import LoginDone, LoginError, LoginLink, LoginStage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_LOGIN, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 TERMINAL_CHAT = ConversationKey(chat_id=0)  # the `ask --continue` conversation
@@ -78,7 +83,8 @@ def _quiet_level(args: argparse.Namespace, settings: Settings) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bot", description="Hailuo Bridge: the Hailuo AI web chat in Telegram."
+        prog="python -m bot",
+        description="Hailuo Bridge: MiniMax's chat (MiniMax Agent, Hailuo) in Telegram.",
     )
     parser.add_argument("--version", action="version", version=f"hailuo-bridge {__version__}")
     parser.add_argument("--log-level", help="override LOG_LEVEL for this command")
@@ -89,7 +95,9 @@ def _parser() -> argparse.ArgumentParser:
         handler=run_bot
     )
 
-    ask = commands.add_parser("ask", help="ask Hailuo from the terminal, streaming the answer")
+    ask = commands.add_parser(
+        "ask", help="ask the upstream from the terminal, streaming the answer"
+    )
     ask.add_argument("text", help="the question; '-' reads it from standard input")
     ask.add_argument("--auth", type=Path, help="an auth JSON file instead of the stored login")
     ask.add_argument(
@@ -110,18 +118,26 @@ def _parser() -> argparse.ArgumentParser:
     down.set_defaults(handler=db_downgrade)
 
     commands.add_parser(
-        "login", help="log in to Hailuo in a browser (nodriver + Chromium) and store the login"
+        "login", help="log in to the upstream in a browser (nodriver + Chromium) and store it"
     ).set_defaults(handler=login_command)
 
-    auth = commands.add_parser("auth", help="the stored Hailuo login").add_subparsers(
+    doctor = commands.add_parser(
+        "doctor", help="check the upstream end to end: settings, login, probe, a question"
+    )
+    doctor.add_argument("--no-ask", action="store_true", help="skip the one-word question")
+    doctor.set_defaults(handler=doctor_command)
+
+    auth = commands.add_parser("auth", help="the stored upstream login").add_subparsers(
         metavar="ACTION", required=True
     )
     imp = auth.add_parser("import", help="store an auth JSON file ('-' for standard input)")
     imp.add_argument("file")
     imp.set_defaults(handler=auth_import)
-    auth.add_parser(
-        "export", help="print the stored login as JSON (contains secrets)"
-    ).set_defaults(handler=auth_export)
+    export = auth.add_parser("export", help="print the stored login as JSON (contains secrets)")
+    export.add_argument(
+        "--output", type=Path, help="write it to this file (created owner-only, mode 0600)"
+    )
+    export.set_defaults(handler=auth_export)
     auth.add_parser("show", help="describe the stored login without secrets").set_defaults(
         handler=auth_show
     )
@@ -165,25 +181,25 @@ async def ask_command(args: argparse.Namespace, settings: Settings) -> int:
         if args.auth is not None:
             auth = _read_auth_file(args.auth)
         else:
-            login = await LoginService(database).current()
+            login = await LoginService(database, settings.upstream).current()
             if login is None:
                 raise CommandError(
-                    "no Hailuo login is stored: run `python -m bot auth import FILE` "
-                    "(or `python -m bot login`), or pass --auth FILE",
+                    f"no {settings.upstream} login is stored: run `python -m bot auth import "
+                    "FILE` (or `python -m bot login`), or pass --auth FILE",
                     EXIT_NO_LOGIN,
                 )
             auth = login.auth
         return await _stream_to_terminal(settings, database, login, auth, text, args.continue_)
 
 
-def _read_auth_file(path: Path) -> AuthState:
+def _read_auth_file(path: Path) -> Credentials:
     try:
-        auth = AuthState.from_json(path.read_bytes())
+        auth = parse_credentials_json(path.read_bytes())
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
-    except InvalidAuthState as exc:
+    except InvalidCredentials as exc:
         raise CommandError(f"{path} is not a usable auth file: {exc}", EXIT_USAGE) from None
-    register_secret(auth.token)
+    protect(auth)
     return auth
 
 
@@ -191,7 +207,7 @@ async def _stream_to_terminal(
     settings: Settings,
     database: Database | None,
     login: ActiveLogin | None,
-    auth: AuthState,
+    auth: Credentials,
     text: str,
     continue_: bool = False,
 ) -> int:
@@ -202,6 +218,7 @@ async def _stream_to_terminal(
             chat_id=record.upstream_chat_id,
             token_fingerprint=record.token_fingerprint,
             character_id=record.character_id,
+            upstream=record.upstream or "hailuo",
         )
         if record and record.upstream_chat_id
         else None
@@ -209,12 +226,16 @@ async def _stream_to_terminal(
     out = sys.stdout
     title = ""
     started: Conversation | None = None
+    client = build_upstream(settings)
     try:
-        async with hailuo_client(settings) as client:
-            async for event in client.stream(auth, text, conversation):
+        async with contextlib.aclosing(client.stream(auth, text, conversation)) as events:
+            async for event in events:
                 if isinstance(event, TextDelta):
                     out.write(event.delta)
                     out.flush()
+                elif isinstance(event, ReasoningDelta):
+                    sys.stderr.write(event.delta)  # stdout keeps only the answer
+                    sys.stderr.flush()
                 elif isinstance(event, ConversationStarted):
                     started = event.conversation
                 elif isinstance(event, TitleGenerated):
@@ -223,38 +244,55 @@ async def _stream_to_terminal(
                     out.write("\n")
     except (AuthRejected, SignatureRejected) as exc:
         if login is not None and database is not None:
-            await LoginService(database).rejected(login)
+            await LoginService(database, settings.upstream).rejected(login)
         raise CommandError(
             f"{exc.message}. The login no longer works: log in again "
             "(`python -m bot login`, or `auth import` a fresh auth file)",
             EXIT_NO_LOGIN,
         ) from None
-    except HailuoError as exc:
+    except UpstreamFailure as exc:
         if exc.partial_text:
             out.write("\n")
         raise CommandError(_describe_failure(exc)) from None
+    finally:
+        await client.close()
     if login is not None and database is not None:
-        await LoginService(database).worked(login)
+        await LoginService(database, settings.upstream).worked(login)
     if conversations is not None and record is not None and started is not None:
         await conversations.record_answer(
             record.id,
             upstream_chat_id=started.chat_id,
             token_fingerprint=started.token_fingerprint,
             title=title or None,
+            upstream=client.name,
         )
     if title:
         print(f"[{title}]", file=sys.stderr)
     return EXIT_OK
 
 
-def _describe_failure(exc: HailuoError) -> str:
+def _describe_failure(exc: UpstreamFailure) -> str:
     hints = {
-        "rate_limited": "Hailuo is rate limiting: wait a little and ask again",
-        "unavailable": "Hailuo cannot be reached right now: try again later",
+        "rate_limited": "rate limited or out of quota: wait a little and ask again",
+        "unavailable": "the upstream cannot be reached right now: try again later",
         "interrupted": "the answer was cut off: ask again",
+        "protocol": "the upstream's web protocol seems to have changed: see `python -m bot "
+        "doctor` and consider another UPSTREAM",
     }
     hint = hints.get(exc.kind)
     return f"{exc.message}" + (f" ({hint})" if hint else "")
+
+
+# --- doctor --------------------------------------------------------------------------------------
+
+
+async def doctor_command(args: argparse.Namespace, settings: Settings) -> int:
+    failed = False
+    async with _database(settings) as database:
+        async for step in Doctor(settings, database).steps(ask=not args.no_ask):
+            print(f"{'ok  ' if step.ok else 'FAIL'}  {step.name}: {step.detail}")
+            failed = failed or not step.ok
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 # --- db ------------------------------------------------------------------------------------------
@@ -292,20 +330,25 @@ async def db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def login_command(args: argparse.Namespace, settings: Settings) -> int:
-    options = login_options(settings)
+    upstream = build_upstream(settings)
+    login = browser_login(settings, upstream)
+    site = login.options.base_url
     async with _database(settings) as database:
-        print(f"Logging in to {options.base_url} (Ctrl-C to stop)", file=sys.stderr)
+        print(f"Logging in to {site} (Ctrl-C to stop)", file=sys.stderr)
         try:
-            async for event in BrowserLogin(options).events():
+            async for event in login.events():
                 if isinstance(event, LoginLink):
                     print(f"Open {event.url} to see and use the browser", file=sys.stderr)
                 elif isinstance(event, LoginStage):
-                    print(_login_stage(event, options.base_url), file=sys.stderr)
+                    print(_login_stage(event, site), file=sys.stderr)
                 elif isinstance(event, LoginDone):
-                    await LoginService(database).save(event.auth, source="terminal")
-                    print(f"stored Hailuo login {event.auth.fingerprint}")
+                    service = LoginService(database, settings.upstream)
+                    await service.save(event.auth, source="terminal")
+                    print(f"stored {event.auth.UPSTREAM} login {event.auth.fingerprint}")
         except LoginError as exc:
             raise CommandError(f"login failed: {exc}") from None
+        finally:
+            await upstream.close()
     return EXIT_OK
 
 
@@ -324,37 +367,62 @@ def _login_stage(stage: LoginStage, site: str) -> str:
 async def auth_import(args: argparse.Namespace, settings: Settings) -> int:
     if args.file == "-":
         try:
-            auth = AuthState.from_json(sys.stdin.buffer.read())
-        except InvalidAuthState as exc:
+            auth = parse_credentials_json(sys.stdin.buffer.read())
+        except InvalidCredentials as exc:
             raise CommandError(
                 f"standard input is not a usable auth JSON: {exc}", EXIT_USAGE
             ) from None
+        protect(auth)
     else:
         auth = _read_auth_file(Path(args.file))
     async with _database(settings) as database:
-        await LoginService(database).save(auth, source="import")
-    print(f"stored Hailuo login {auth.fingerprint}")
+        await LoginService(database, settings.upstream).save(auth, source="import")
+    print(f"stored {auth.UPSTREAM} login {auth.fingerprint}")
+    if settings.upstream != auth.UPSTREAM:
+        print(
+            f"note: the bot uses UPSTREAM={settings.upstream}; this {auth.UPSTREAM} login is "
+            f"used once UPSTREAM={auth.UPSTREAM}",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
 async def auth_export(args: argparse.Namespace, settings: Settings) -> int:
     async with _database(settings) as database:
-        login = await LoginService(database).current()
+        login = await LoginService(database, settings.upstream).current()
     if login is None:
-        raise CommandError("no Hailuo login is stored", EXIT_NO_LOGIN)
+        raise CommandError(f"no {settings.upstream} login is stored", EXIT_NO_LOGIN)
+    text = json.dumps(login.auth.to_storage(), indent=2, ensure_ascii=False) + "\n"
+    if args.output is not None:
+        _write_private(args.output, text)
+        print(f"wrote the {settings.upstream} login to {args.output} (mode 0600)", file=sys.stderr)
+        return EXIT_OK
     if sys.stdout.isatty():
         print("warning: this is a secret; anyone holding it can use the login", file=sys.stderr)
-    print(login.auth.to_json())
+    sys.stdout.write(text)
     return EXIT_OK
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Owner-only from the first byte: created 0600 (an existing file is narrowed first)."""
+    try:
+        if path.exists():
+            path.chmod(0o600)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror}", EXIT_USAGE) from None
 
 
 async def auth_show(args: argparse.Namespace, settings: Settings) -> int:
     async with _database(settings) as database:
-        service = LoginService(database)
+        service = LoginService(database, settings.upstream)
         login, previous = await service.current(), await service.previous()
     if login is None:
-        raise CommandError("no Hailuo login is stored", EXIT_NO_LOGIN)
+        raise CommandError(f"no {settings.upstream} login is stored", EXIT_NO_LOGIN)
     record = login.record
+    print(f"upstream:      {login.auth.UPSTREAM}")
     print(f"login:         {record.fingerprint} (from {record.source or 'unknown'})")
     print(f"obtained:      {_ago(record.obtained_at)}")
     print(
@@ -362,7 +430,11 @@ async def auth_show(args: argparse.Namespace, settings: Settings) -> int:
     )
     if record.invalid_at:
         print(f"REJECTED:      {_ago(record.invalid_at)}: log in again")
-    print(f"cookies:       {', '.join(sorted(login.auth.cookies)) or 'none'}")
+    expires = login.auth.expires_at
+    if expires is not None:
+        print(f"token expires: {expires:%Y-%m-%d %H:%M} UTC")
+    cookies = getattr(login.auth, "cookies", {})
+    print(f"cookies:       {', '.join(sorted(cookies)) or 'none'}")
     if previous is not None:
         print(f"fallback:      {previous.fingerprint} (kept until this login has worked)")
     return EXIT_OK

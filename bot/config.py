@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     telegram_api_url: str | None = None
 
+    # Which MiniMax the bot talks to: the MiniMax Agent web chat (default) or the seed's Hailuo.
+    upstream: Literal["minimax-agent", "hailuo"] = "minimax-agent"
+    minimax_region: Literal["intl", "cn"] = "intl"
+    minimax_agent_url: str | None = None  # default by region: https://agent.minimax.io
+    minimax_agent_stream_url: str | None = None  # https://agent-stream.minimax.io
+    minimax_model: str = Field(default="MiniMax-M3", min_length=1)
+    show_reasoning: bool = False
+
     hailuo_base_url: str = "https://www.hailuo.ai"
     hailuo_proxy: str | None = None
     hailuo_connect_timeout: float = Field(default=10.0, gt=0)
@@ -85,6 +93,11 @@ class Settings(BaseSettings):
                 raise ValueError("must be comma-separated numeric Telegram ids") from None
         return value
 
+    @field_validator("upstream", "minimax_region", mode="before")
+    @classmethod
+    def _lower_choice(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -95,7 +108,9 @@ class Settings(BaseSettings):
     def _async_driver(cls, value: str) -> str:
         return normalize_database_url(value)
 
-    @field_validator("hailuo_base_url", "telegram_api_url")
+    @field_validator(
+        "hailuo_base_url", "telegram_api_url", "minimax_agent_url", "minimax_agent_stream_url"
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value == "":

@@ -42,8 +42,19 @@ def _catalogue(language: str) -> gettext.GNUTranslations:
     return gettext.GNUTranslations(buffer)
 
 
+_upstream_name = "Hailuo"
+
+
+def set_upstream_name(name: str) -> None:
+    """What `{upstream}` says in every text: the chat the bot is connected to (set at start)."""
+    global _upstream_name
+    _upstream_name = name
+
+
 class Translator:
-    """`t("key", name=value)` and `t.plural("key", n)` in one language, English as the fallback."""
+    """`t("key", name=value)` and `t.plural("key", n)` in one language, English as the fallback.
+
+    `{upstream}` is the configured upstream's name (MiniMax Agent, Hailuo) unless given."""
 
     def __init__(self, language: str) -> None:
         self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
@@ -53,12 +64,16 @@ class Translator:
         text = self._catalogue.gettext(key)
         if text == key:
             text = self._missing(key)
+        if "upstream" not in values:
+            text = text.replace("{upstream}", _upstream_name)
         return text.format(**values) if values else text
 
     def plural(self, key: str, n: int, /, **values: object) -> str:
         text = self._catalogue.ngettext(key, f"{key}.plural", n)
         if text in (key, f"{key}.plural"):
             text = self._missing(key)
+        if "upstream" not in values:
+            text = text.replace("{upstream}", _upstream_name)
         return text.format(n=n, **values)
 
     def has(self, key: str) -> bool:

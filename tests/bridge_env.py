@@ -62,6 +62,7 @@ async def running_bridge(
     if login:
         await store_login(database_url, auth)
     defaults: dict[str, Any] = {
+        "upstream": "hailuo",
         "admin_ids": frozenset({ADMIN}),
         "shutdown_grace": 5.0,
         "login_profile_dir": tmp_path / "browser-profile",

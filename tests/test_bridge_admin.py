@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.hailuo import fingerprint
+from bot.hailuo import AuthState, fingerprint
 from bot.hailuo.login import browser_processes
 from tests.bridge_env import ADMIN, running_bridge
 from tests.standins.hailuo import HailuoStandIn
@@ -57,6 +57,7 @@ async def test_admin_logs_in_and_conversations_start_fresh(
 
     new_fingerprint = fingerprint(hailuo.login_token)
     assert current is not None
+    assert isinstance(current.auth, AuthState)
     assert current.auth.token == hailuo.login_token
     assert current.record.obtained_by == ADMIN
     status = telegram.bot_messages(ADMIN)[0]

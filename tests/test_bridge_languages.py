@@ -37,8 +37,8 @@ async def test_russian_and_english_speakers_in_one_group(
             lambda: "all_private_chats:ru" in telegram.commands, what="Russian command list"
         )
 
-    assert replies_to(telegram, GROUP, boris_help)[0].startswith("Я приношу чат Hailuo AI")
-    assert replies_to(telegram, GROUP, alice_help)[0].startswith("I bring the Hailuo AI chat")
+    assert replies_to(telegram, GROUP, boris_help)[0].startswith("Я приношу чат Hailuo в Telegram")
+    assert replies_to(telegram, GROUP, alice_help)[0].startswith("I bring the Hailuo chat")
     assert "недоступен" in replies_to(telegram, GROUP, boris_ask)[0]
     assert "can't be reached" in replies_to(telegram, GROUP, alice_ask)[0]
     assert hailuo.requests[0].fields["msgContent"] == "Борис: Привет, как дела?"

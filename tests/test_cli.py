@@ -33,7 +33,13 @@ def workdir(tmp_path: Path) -> Path:
 
 def cli_env(workdir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SETTINGS}
-    env.update({"DATABASE_URL": f"sqlite:///{workdir / 'data' / 'bot.sqlite3'}", **extra})
+    env.update(
+        {
+            "DATABASE_URL": f"sqlite:///{workdir / 'data' / 'bot.sqlite3'}",
+            "UPSTREAM": "hailuo",
+            **extra,
+        }
+    )
     return env
 
 
@@ -52,6 +58,13 @@ _SETTINGS = {
     "WEBHOOK_SECRET",
     "WEB_PORT",
     "INSTANCE_ID",
+    "UPSTREAM",
+    "MINIMAX_REGION",
+    "MINIMAX_AGENT_URL",
+    "MINIMAX_AGENT_STREAM_URL",
+    "MINIMAX_MODEL",
+    "SHOW_REASONING",
+    "MAX_ANSWER_CHARS",
 }
 
 
@@ -137,7 +150,7 @@ async def test_ask_without_any_login_explains(workdir: Path, hailuo: HailuoStand
     env = cli_env(workdir, HAILUO_BASE_URL=hailuo.base_url)
     result = await run_cli("ask", "Hello", cwd=workdir, env=env)
     assert result.code == 3
-    assert "no Hailuo login is stored" in result.err
+    assert "no hailuo login is stored" in result.err
     assert "auth import" in result.err
 
 

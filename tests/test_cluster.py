@@ -30,7 +30,7 @@ from bot.cluster import Cluster
 from bot.cluster.pacing import RedisPacingBudget
 from bot.cluster.presence import BEAT_SECONDS
 from bot.config import Settings
-from bot.hailuo.login import LoginOptions
+from bot.hailuo.login import BrowserLogin, LoginOptions
 from bot.lifecycle import stop_tasks
 from bot.services.login_runner import LoginBusy, LoginRunner
 from bot.services.logins import LoginService
@@ -89,6 +89,7 @@ async def instance(
 ) -> AsyncIterator[BotApp]:
     """One bot instance in this process, serving the webhook on a free port."""
     defaults: dict[str, Any] = {
+        "upstream": "hailuo",
         "shutdown_grace": 5.0,
         "login_profile_dir": tmp_path / f"profile-{instance_id}",
     }
@@ -137,6 +138,7 @@ def instance_env(
         "HOME": str(workdir),
         "PYTHONPATH": str(ROOT),
         "BOT_TOKEN": telegram.token,
+        "UPSTREAM": "hailuo",
         "DATABASE_URL": database_url,
         "TELEGRAM_API_URL": telegram.base_url,
         "HAILUO_BASE_URL": hailuo.base_url,
@@ -416,7 +418,9 @@ async def test_login_runs_once_across_instances_redis(tmp_path: Path) -> None:
     database = Database(sqlite_url(tmp_path))
     await ensure_schema(database, auto_migrate=True)
     options = LoginOptions(base_url="http://127.0.0.1:9", profile_dir=tmp_path / "profile")
-    runner_b = LoginRunner(options, LoginService(database), coordination=clusters[1])
+    runner_b = LoginRunner(
+        lambda: BrowserLogin(options), LoginService(database), coordination=clusters[1]
+    )
     try:
         assert await clusters[0].claim_login()  # instance a's browser is running
         events: list[object] = []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.hailuo import Finished, HailuoClient
+from bot.hailuo import AuthState, Finished, HailuoClient
 from bot.hailuo.login import (
     BrowserLogin,
     LoginDone,
@@ -56,6 +56,7 @@ async def test_login_captures_a_working_auth_state(hailuo: HailuoStandIn, tmp_pa
     done = events[-1]
     assert isinstance(done, LoginDone)
     auth = done.auth
+    assert isinstance(auth, AuthState)
     assert auth.token == hailuo.login_token
     assert auth.cookies["sessionid"] == "page-session-cookie"
     assert auth.cookies["_ga"] == "GA1.1.77"

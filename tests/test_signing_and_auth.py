@@ -58,9 +58,11 @@ def test_bad_auth_json_names_the_problem(text: str, complaint: str) -> None:
     assert "secret" not in str(caught.value)
 
 
-def test_conversation_belongs_to_its_token_only() -> None:
+def test_conversation_belongs_to_its_token_and_upstream_only() -> None:
     auth = make_auth(token="first")
     conversation = Conversation(chat_id="77", token_fingerprint=auth.fingerprint)
-    assert conversation.belongs_to(auth)
-    assert not conversation.belongs_to(make_auth(token="second"))
-    assert not Conversation(chat_id="", token_fingerprint=auth.fingerprint).belongs_to(auth)
+    assert conversation.belongs_to(auth.fingerprint, "hailuo")
+    assert not conversation.belongs_to(make_auth(token="second").fingerprint, "hailuo")
+    assert not conversation.belongs_to(auth.fingerprint, "minimax-agent")
+    empty = Conversation(chat_id="", token_fingerprint=auth.fingerprint)
+    assert not empty.belongs_to(auth.fingerprint, "hailuo")

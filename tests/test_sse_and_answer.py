@@ -8,7 +8,7 @@ import pytest
 
 from bot.hailuo import Finished, TextDelta, UpstreamError
 from bot.hailuo.answer import AnswerAssembler
-from bot.hailuo.sse import SseDecoder, SseEvent, SseTooLarge
+from bot.upstream.sse import SseDecoder, SseEvent, SseTooLarge
 
 
 def test_decoder_handles_any_split_and_crlf() -> None:

@@ -1,18 +1,29 @@
-"""A client for the Hailuo AI web chat. It knows nothing of Telegram."""
+"""The Hailuo web chat adapter (the seed's protocol). It knows nothing of Telegram.
 
-from bot.hailuo.auth import AuthState, Conversation, InvalidAuthState, fingerprint
+The events, errors and conversation type are the upstream interface's (`bot.upstream`); they are
+re-exported here under the names the Hailuo code and its tests have always used.
+"""
+
+from bot.hailuo.auth import AuthState, InvalidAuthState
 from bot.hailuo.client import HailuoClient, HailuoTimeouts
-from bot.hailuo.errors import (
+from bot.hailuo.signing import body_to_yy, yy
+from bot.upstream import (
     AuthRejected,
-    HailuoError,
+    Conversation,
+    ConversationStarted,
+    Finished,
     RateLimited,
+    ReasoningDelta,
     SignatureRejected,
     StreamInterrupted,
+    TextDelta,
+    TitleGenerated,
     UpstreamError,
     UpstreamUnavailable,
+    fingerprint,
 )
-from bot.hailuo.events import ConversationStarted, Finished, HailuoEvent, TextDelta, TitleGenerated
-from bot.hailuo.signing import body_to_yy, yy
+from bot.upstream import UpstreamEvent as HailuoEvent
+from bot.upstream import UpstreamFailure as HailuoError
 
 __all__ = [
     "AuthRejected",
@@ -26,6 +37,7 @@ __all__ = [
     "HailuoTimeouts",
     "InvalidAuthState",
     "RateLimited",
+    "ReasoningDelta",
     "SignatureRejected",
     "StreamInterrupted",
     "TextDelta",

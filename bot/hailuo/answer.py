@@ -10,10 +10,16 @@ import json
 import logging
 from typing import Any
 
-from bot.hailuo.auth import Conversation
-from bot.hailuo.errors import UpstreamError
-from bot.hailuo.events import ConversationStarted, Finished, HailuoEvent, TextDelta, TitleGenerated
-from bot.hailuo.sse import SseEvent
+from bot.upstream import (
+    Conversation,
+    ConversationStarted,
+    Finished,
+    TextDelta,
+    TitleGenerated,
+    UpstreamError,
+)
+from bot.upstream import UpstreamEvent as HailuoEvent
+from bot.upstream.sse import SseEvent
 
 log = logging.getLogger(__name__)
 

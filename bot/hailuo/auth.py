@@ -1,33 +1,29 @@
-"""The login a browser session leaves behind, and the conversation record tied to it."""
+"""The Hailuo login a browser session leaves behind."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
+
+from bot.upstream import Credentials, InvalidCredentials, fingerprint
 
 REQUIRED_PATH_PREFIX = "/v4/api/chat/msg?"
-DEFAULT_CHARACTER_ID = "1"
 
 
-class InvalidAuthState(ValueError):
-    """An auth JSON that cannot be used; the message names the field, never its value."""
+class InvalidAuthState(InvalidCredentials):
+    """A Hailuo auth JSON that cannot be used; the message names the field, never its value."""
 
 
-def fingerprint(token: str) -> str:
-    """A short stable id for a token: enough to tell logins apart, useless to an attacker."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:12]
-
-
-class AuthState(BaseModel):
+class AuthState(Credentials):
     """token, signed path, timestamp, cookies and headers of one Hailuo login.
 
     `repr` and `str` show a fingerprint and the cookie names only, so an auth state can be logged.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
+    UPSTREAM: ClassVar[str] = "hailuo"
 
     token: str = Field(min_length=1)
     path_and_query: str
@@ -50,6 +46,9 @@ class AuthState(BaseModel):
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.token)
+
+    def secrets(self) -> list[str]:
+        return [self.token, *self.cookies.values()]
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
@@ -85,16 +84,3 @@ class AuthState(BaseModel):
         )
 
     __str__ = __repr__
-
-
-class Conversation(BaseModel):
-    """A server-side Hailuo conversation: valid only with the token that created it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    chat_id: str
-    token_fingerprint: str
-    character_id: str = DEFAULT_CHARACTER_ID
-
-    def belongs_to(self, auth: AuthState) -> bool:
-        return bool(self.chat_id) and self.token_fingerprint == auth.fingerprint

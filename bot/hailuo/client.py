@@ -7,25 +7,29 @@ import json
 import logging
 import re
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from bot.hailuo.answer import AnswerAssembler
-from bot.hailuo.auth import DEFAULT_CHARACTER_ID, AuthState, Conversation
-from bot.hailuo.errors import (
+from bot.hailuo.auth import AuthState
+from bot.hailuo.signing import body_to_yy, yy
+from bot.upstream import (
+    DEFAULT_CHARACTER_ID,
     AuthRejected,
-    HailuoError,
+    Conversation,
+    Credentials,
+    Finished,
     RateLimited,
     SignatureRejected,
     StreamInterrupted,
     UpstreamError,
+    UpstreamEvent,
+    UpstreamFailure,
     UpstreamUnavailable,
 )
-from bot.hailuo.events import Finished, HailuoEvent
-from bot.hailuo.signing import body_to_yy, yy
-from bot.hailuo.sse import SseDecoder, SseTooLarge
+from bot.upstream.sse import SseDecoder, SseTooLarge
+from bot.upstream.timeouts import UpstreamTimeouts
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +43,7 @@ _REQUEST_OWNED_HEADERS = frozenset(
 _DRAIN_AFTER_FINAL = 2.0
 
 
-@dataclass(frozen=True, slots=True)
-class HailuoTimeouts:
-    connect: float = 10.0
-    first_event: float = 60.0
-    idle: float = 60.0
-    total: float = 600.0
+HailuoTimeouts = UpstreamTimeouts
 
 
 class HailuoClient:
@@ -88,15 +87,27 @@ class HailuoClient:
             )
         return self._session
 
+    name = "hailuo"
+    probes_login = False
+
+    async def probe(self, credentials: Credentials) -> Credentials:
+        """The Hailuo web protocol has no cheap authenticated call: a login is only proven by
+        an answer (which marks it working). Checks that the login is a Hailuo one."""
+        return hailuo_auth(credentials)
+
+    async def title(self, credentials: Credentials, conversation: Conversation) -> str:
+        return ""  # Hailuo sends the title in the stream (TitleGenerated)
+
     async def stream(
-        self, auth: AuthState, text: str, conversation: Conversation | None = None
-    ) -> AsyncGenerator[HailuoEvent, None]:
+        self, credentials: Credentials, text: str, conversation: Conversation | None = None
+    ) -> AsyncGenerator[UpstreamEvent, None]:
         """Ask `text`, continuing `conversation` when it was made with this login.
 
         Yields ConversationStarted, TitleGenerated, TextDelta and finally Finished; raises a
-        HailuoError subclass otherwise. Closing or cancelling the iterator closes the request.
+        UpstreamFailure subclass otherwise. Closing or cancelling the iterator closes the request.
         """
-        reuse = conversation is not None and conversation.belongs_to(auth)
+        auth = hailuo_auth(credentials)
+        reuse = conversation is not None and conversation.belongs_to(auth.fingerprint, self.name)
         chat_id = conversation.chat_id if reuse and conversation else "0"
         character_id = conversation.character_id if conversation else DEFAULT_CHARACTER_ID
         if conversation is not None and not reuse:
@@ -192,7 +203,7 @@ class HailuoClient:
                 else:
                     response.close()
 
-    def _silence(self, assembler: AnswerAssembler, got_event: bool, total: bool) -> HailuoError:
+    def _silence(self, assembler: AnswerAssembler, got_event: bool, total: bool) -> UpstreamFailure:
         if total:
             reason = f"the answer took longer than {self._timeouts.total:g} s"
         elif got_event:
@@ -204,6 +215,14 @@ class HailuoClient:
         return StreamInterrupted(
             reason, partial_text=assembler.text, conversation=assembler.conversation
         )
+
+
+def hailuo_auth(credentials: Credentials) -> AuthState:
+    if not isinstance(credentials, AuthState):
+        raise AuthRejected(
+            f"the stored login is for {credentials.UPSTREAM}, not Hailuo: log in again"
+        )
+    return credentials
 
 
 def _multipart(fields: dict[str, str]) -> aiohttp.FormData:

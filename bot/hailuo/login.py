@@ -1,30 +1,41 @@
-"""Log in to Hailuo in a real browser (nodriver + Chromium) and capture the auth state.
-
-`BrowserLogin.events()` yields progress and finally the new AuthState. The browser is always
-closed — on success, timeout, error or cancel — and no Chromium process outlives the flow.
-"""
+"""The Hailuo login: what the seed's site leaves in the browser once someone has logged in."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
 import json
-import logging
-import os
-import signal
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from dataclasses import dataclass
 
 from bot.hailuo.auth import AuthState
+from bot.upstream.browser import (
+    BROWSER_ARGS,
+    BrowserPage,
+    LoginDone,
+    LoginError,
+    LoginEvent,
+    LoginLink,
+    LoginOptions,
+    LoginStage,
+    LoginTimeout,
+    browser_processes,
+    stop_leftover_browsers,
+)
+from bot.upstream.browser import BrowserLogin as _BrowserLogin
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "BROWSER_ARGS",
+    "BrowserLogin",
+    "LoginDone",
+    "LoginError",
+    "LoginEvent",
+    "LoginLink",
+    "LoginOptions",
+    "LoginStage",
+    "LoginTimeout",
+    "browser_processes",
+    "capture_hailuo_login",
+    "stop_leftover_browsers",
+]
 
-PAGE_READY_JS = "!!document.querySelector('body:not(.no-js)')"
 READ_TOKEN_JS = "localStorage.getItem('_token') || ''"  # noqa: S105 (a script, not a secret)
 # Built in the page, from the browser's own facts (protocol reference, section 1).
 SIGNED_PATH_JS = """(() => {
@@ -52,190 +63,37 @@ SIGNED_PATH_JS = """(() => {
     user_agent: ua,
   });
 })()"""
-BROWSER_ARGS = (
-    # A server has no use for these, and a closed network refuses them noisily.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--disable-gpu",
-    "--no-first-run",
-    "--no-default-browser-check",
-)
-
-
-class LoginError(Exception):
-    """The login did not complete; the message says why."""
-
-
-class LoginTimeout(LoginError):
-    pass
 
 
 @dataclass(frozen=True, slots=True)
-class LoginOptions:
+class HailuoLoginCapture:
     base_url: str
-    profile_dir: Path
-    timeout: float = 300.0
-    headless: bool = True
-    browser_path: str | None = None
-    proxy: str | None = None
-    login_url: str | None = None
-    poll_interval: float = 1.0
-    progress_every: float = 10.0
 
-
-@dataclass(frozen=True, slots=True)
-class LoginLink:
-    """Where the admin can see and use the server's browser (e.g. a noVNC page)."""
-
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
-class LoginStage:
-    stage: str  # "starting", "opened", "waiting"
-    seconds_left: float
-
-
-@dataclass(frozen=True, slots=True)
-class LoginDone:
-    auth: AuthState
-
-
-LoginEvent = LoginLink | LoginStage | LoginDone
-
-
-@dataclass
-class BrowserLogin:
-    options: LoginOptions
-    _browser: Any = field(default=None, init=False)
-    _tab: Any = field(default=None, init=False)
-
-    async def events(self) -> AsyncIterator[LoginEvent]:
-        options = self.options
-        deadline = time.monotonic() + options.timeout
-        if options.login_url:
-            yield LoginLink(options.login_url)
-        yield LoginStage("starting", options.timeout)
-        try:
-            await self._start_browser()
-            self._tab = await self._browser.get(options.base_url)
-            await self._wait_for(PAGE_READY_JS, deadline, "the page to load")
-            yield LoginStage("opened", deadline - time.monotonic())
-            token = ""
-            next_progress = time.monotonic() + options.progress_every
-            while not token:
-                if time.monotonic() >= deadline:
-                    raise LoginTimeout(f"nobody logged in within {options.timeout:.0f} s")
-                token = await self._string(READ_TOKEN_JS)
-                if not token:
-                    if time.monotonic() >= next_progress:
-                        next_progress = time.monotonic() + options.progress_every
-                        yield LoginStage("waiting", max(0.0, deadline - time.monotonic()))
-                    await asyncio.sleep(options.poll_interval)
-            yield LoginDone(await self._capture(token))
-        finally:
-            await self.close()
-
-    async def screenshot(self) -> bytes | None:
-        """A PNG of the page the browser shows, or None when there is no page yet."""
-        if self._tab is None:
+    async def __call__(self, page: BrowserPage) -> AuthState | None:
+        token = await page.string(READ_TOKEN_JS)
+        if not token:
             return None
-        encoded = await self._tab.save_screenshot(format="png", as_base64=True)
-        return base64.b64decode(encoded)
-
-    async def close(self) -> None:
-        browser, self._browser, self._tab = self._browser, None, None
-        if browser is not None:
-            browser.stop()
-        await stop_leftover_browsers(self.options.profile_dir)
-
-    async def _start_browser(self) -> None:
-        import nodriver
-
-        self.options.profile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        await stop_leftover_browsers(self.options.profile_dir)  # a crash may have left one
-        arguments = list(BROWSER_ARGS)
-        if self.options.proxy:
-            arguments.append(f"--proxy-server={self.options.proxy}")
-        try:
-            self._browser = await nodriver.start(
-                headless=self.options.headless,
-                user_data_dir=str(self.options.profile_dir),
-                browser_executable_path=self.options.browser_path,
-                browser_args=arguments,
-            )
-        except FileNotFoundError as exc:
-            raise LoginError(
-                "no Chromium found: install it (Debian: apt-get install chromium) "
-                "or set BROWSER_PATH"
-            ) from exc
-        except Exception as exc:
-            raise LoginError(f"the browser did not start: {exc}") from exc
-
-    async def _string(self, expression: str) -> str:
-        result = await self._tab.evaluate(expression)
-        return result if isinstance(result, str) else ""
-
-    async def _wait_for(self, expression: str, deadline: float, what: str) -> None:
-        while True:
-            if await self._tab.evaluate(expression) is True:
-                return
-            if time.monotonic() >= deadline:
-                raise LoginTimeout(f"timed out waiting for {what}")
-            await asyncio.sleep(0.2)
-
-    async def _capture(self, token: str) -> AuthState:
-        raw = await self._string(SIGNED_PATH_JS)
+        raw = await page.string(SIGNED_PATH_JS)
         try:
             facts = json.loads(raw)
         except ValueError:
             raise LoginError("the page did not give its browser facts") from None
-        host = urlsplit(self.options.base_url).hostname or ""
-        cookies = {
-            cookie.name: cookie.value
-            for cookie in await self._browser.cookies.get_all()
-            if _same_site(cookie.domain, host)
-        }
         user_agent = str(facts["user_agent"]).replace("HeadlessChrome/", "Chrome/")
         return AuthState(
             token=token,
             path_and_query=facts["path_and_query"],
             timestamp=int(facts["timestamp"]),
-            cookies=cookies,
-            headers={"user-agent": user_agent, "referer": self.options.base_url.rstrip("/") + "/"},
+            cookies=await page.cookies(),
+            headers={"user-agent": user_agent, "referer": self.base_url.rstrip("/") + "/"},
         )
 
 
-def _same_site(cookie_domain: str, host: str) -> bool:
-    domain = cookie_domain.lstrip(".")
-    return host == domain or host.endswith("." + domain) or domain.endswith("." + host)
+def capture_hailuo_login(base_url: str) -> HailuoLoginCapture:
+    return HailuoLoginCapture(base_url)
 
 
-def browser_processes(profile_dir: Path) -> list[int]:
-    """Pids of Chromium processes using this profile (Linux /proc; empty elsewhere)."""
-    marker = f"--user-data-dir={profile_dir}".encode()
-    pids = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            if marker in (entry / "cmdline").read_bytes():
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return [pid for pid in pids if pid != os.getpid()]
+class BrowserLogin(_BrowserLogin):
+    """The browser login for Hailuo."""
 
-
-async def stop_leftover_browsers(profile_dir: Path, grace: float = 5.0) -> None:
-    """Wait for the browser to exit; end whatever is left of it."""
-    deadline = time.monotonic() + grace
-    # /proc offers no event to wait on: poll it briefly.
-    while (pids := browser_processes(profile_dir)) and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.1)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in browser_processes(profile_dir):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        await asyncio.sleep(0.3)
-    if pids and not browser_processes(profile_dir):
-        log.info("ended %d leftover browser process(es)", len(pids))
+    def __init__(self, options: LoginOptions) -> None:
+        super().__init__(options, HailuoLoginCapture(options.base_url))

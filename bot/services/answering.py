@@ -1,33 +1,24 @@
-"""Answer a question in a conversation: the one place where Hailuo, storage and a front end meet.
+"""Answer a question in a conversation: the one place where an upstream, storage and a front end
+meet.
 
-The front end (Telegram) is reached only through the small `AnswerOutput` protocol, so this module
-knows nothing of Telegram, and the Hailuo client knows nothing of either.
+The upstream is reached through `bot.upstream.Upstream` (Hailuo, MiniMax Agent, ...), the front
+end (Telegram) only through the small `AnswerOutput` protocol, so this module knows nothing of
+Telegram, of SSE or of signatures, and the adapters know nothing of storage or Telegram.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from bot.hailuo import (
-    AuthRejected,
-    Conversation,
-    ConversationStarted,
-    Finished,
-    HailuoClient,
-    HailuoError,
-    HailuoEvent,
-    RateLimited,
-    SignatureRejected,
-    TextDelta,
-    TitleGenerated,
-)
 from bot.lifecycle import stop_tasks
 from bot.logs import log_failure
 from bot.services.logins import ActiveLogin, LoginService
@@ -36,10 +27,27 @@ from bot.storage.answers import FINAL_STATUSES, AnswerStore, ConversationUpdate
 from bot.storage.conversations import ConversationKey, ConversationRecord, ConversationStore
 from bot.storage.database import Database
 from bot.storage.models import AnswerStatus
+from bot.upstream import (
+    AuthRejected,
+    Conversation,
+    ConversationStarted,
+    Finished,
+    RateLimited,
+    ReasoningDelta,
+    SignatureRejected,
+    TextDelta,
+    TitleGenerated,
+    Upstream,
+    UpstreamEvent,
+    UpstreamFailure,
+)
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DELIVERY_SECONDS = 15.0
+RENEW_BEFORE = timedelta(days=1)
+RENEW_RETRY = 3600.0
+_NOWHERE = Conversation(chat_id="", token_fingerprint="")
 MAX_DETAIL_CHARS = 300  # an upstream's words in a note, a log line or /status
 
 
@@ -66,6 +74,7 @@ class Outcome:
     note: Note = Note.NONE
     detail: str = ""
     retry_after: float | None = None
+    switched_to: str | None = None  # UPSTREAM changed: this answer started a new conversation
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,9 @@ class AnswerOutput(Protocol):
 
     def update(self, markdown: str) -> None:
         """The answer so far; must not block: the output paces itself."""
+
+    def think(self, reasoning: str) -> None:
+        """The model's reasoning so far (never part of the answer); must not block."""
 
     async def finish(self, markdown: str, outcome: Outcome) -> list[int]:
         """Show the final state; return the ids of the messages that hold it."""
@@ -154,6 +166,8 @@ class _Progress:
     title: str = ""
     first_text_at: float | None = None
     truncated: bool = False
+    reasoning: str = ""
+    switched_to: str | None = None  # UPSTREAM changed: this answer starts afresh there
 
 
 @dataclass
@@ -169,7 +183,7 @@ class AnswerService:
     def __init__(
         self,
         database: Database,
-        client: HailuoClient,
+        client: Upstream,
         notifier: AdminNotifier,
         *,
         queue: ConversationQueue | None = None,
@@ -180,7 +194,7 @@ class AnswerService:
     ) -> None:
         self._conversations = ConversationStore(database)
         self._answers = AnswerStore(database)
-        self._logins = LoginService(database)
+        self._logins = LoginService(database, client.name)
         self._client = client
         self._notifier = notifier
         self._queue: ConversationQueue = queue or LocalConversationQueue()
@@ -193,6 +207,7 @@ class AnswerService:
         self.stats = AnswerStats()
         self._closing = False
         self._no_login_reported = False
+        self._renewal_tried: dict[int, float] = {}
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -238,6 +253,7 @@ class AnswerService:
         if login.record.invalid_at is not None:
             return Refusal(Note.LOGIN_EXPIRED)  # admins were told when it was rejected
         self._no_login_reported = False
+        login = await self._renew_if_expiring(login)
         record, answer_id = await self._answers.begin(
             question.key,
             chat_id=question.chat_id,
@@ -250,9 +266,48 @@ class AnswerService:
         return await self._run(question, record, login, answer_id, output)
 
     async def title(self, key: ConversationKey) -> str:
-        """The conversation's title (in its turn, so answers asked before have been saved)."""
+        """The conversation's title (in its turn, so answers asked before have been saved); read
+        back from the upstream when it titled the conversation after we saved it."""
         record = await self._conversations.get(key)
-        return record.title if record is not None else ""
+        if record is None:
+            return ""
+        if record.title or not record.upstream_chat_id or record.upstream != self._client.name:
+            return record.title
+        login = await self._logins.current()
+        if login is None:
+            return ""
+        try:
+            return await self._client.title(login.auth, self._continued(record) or _NOWHERE)
+        except UpstreamFailure as exc:
+            log.info("could not read the title of conversation %s: %s", record.id, exc.message)
+            return ""
+
+    async def _renew_if_expiring(self, login: ActiveLogin) -> ActiveLogin:
+        """A token that expires within a day is renewed (the upstream's probe does it), at most
+        once an hour per login; a failed renewal leaves the login as it is."""
+        expires = login.auth.expires_at
+        now = time.monotonic()
+        if expires is None or expires - datetime.now(UTC) > RENEW_BEFORE:
+            return login
+        if now - self._renewal_tried.get(login.record.id, -RENEW_RETRY) < RENEW_RETRY:
+            return login
+        self._renewal_tried[login.record.id] = now
+        try:
+            return await self._logins.renewed(login, await self._client.probe(login.auth))
+        except UpstreamFailure as exc:
+            log.warning("could not renew login %s: %s", login.auth.fingerprint, exc.message)
+            return login
+
+    def _continued(self, record: ConversationRecord) -> Conversation | None:
+        """The upstream conversation this chat continues, if it has one."""
+        if not record.upstream_chat_id:
+            return None
+        return Conversation(
+            chat_id=record.upstream_chat_id,
+            token_fingerprint=record.token_fingerprint,
+            character_id=record.character_id,
+            upstream=record.upstream or "hailuo",
+        )
 
     async def reset(self, key: ConversationKey) -> bool:
         """Start a fresh conversation (in its turn, between the questions around it)."""
@@ -274,15 +329,12 @@ class AnswerService:
             self._metrics.answer_started()
         started = time.monotonic()
         progress = _Progress()
-        conversation = (
-            Conversation(
-                chat_id=record.upstream_chat_id,
-                token_fingerprint=record.token_fingerprint,
-                character_id=record.character_id,
-            )
-            if record.upstream_chat_id
-            else None
-        )
+        conversation = self._continued(record)
+        if conversation is not None and conversation.upstream != self._client.name:
+            # UPSTREAM changed since: a fresh conversation here, and the chat is told (once:
+            # the row records the new upstream with this answer).
+            progress.switched_to = self._client.name
+            conversation = None
         output.waiting()
         running.task = asyncio.create_task(
             self._consume(running, login, question.text, conversation, progress, output)
@@ -290,6 +342,8 @@ class AnswerService:
         outcome: Outcome | None = None
         try:
             outcome = await self._outcome(running, login, progress)
+            if progress.switched_to is not None:
+                outcome = dataclasses.replace(outcome, switched_to=progress.switched_to)
             try:
                 message_ids = await output.finish(progress.text, outcome)
             except Exception:
@@ -303,7 +357,7 @@ class AnswerService:
                 bot_message_ids=message_ids,
                 error_kind=outcome.note.value if outcome.note is not Note.NONE else None,
                 error_text=outcome.detail or None,
-                conversation=self._conversation_update(record, progress),
+                conversation=self._conversation_update(record, progress, self._client.name),
             )
         finally:
             del self.running[answer_id]
@@ -319,7 +373,7 @@ class AnswerService:
 
     @staticmethod
     def _conversation_update(
-        record: ConversationRecord, progress: _Progress
+        record: ConversationRecord, progress: _Progress, upstream: str
     ) -> ConversationUpdate | None:
         if progress.conversation is None:
             return None
@@ -328,6 +382,7 @@ class AnswerService:
             upstream_chat_id=progress.conversation.chat_id,
             token_fingerprint=progress.conversation.token_fingerprint,
             title=progress.title or None,
+            upstream=upstream,
         )
 
     async def _consume(
@@ -346,7 +401,7 @@ class AnswerService:
     async def _read(
         self,
         running: RunningAnswer,
-        events: AsyncGenerator[HailuoEvent, None],
+        events: AsyncGenerator[UpstreamEvent, None],
         progress: _Progress,
         output: AnswerOutput,
     ) -> None:
@@ -356,6 +411,9 @@ class AnswerService:
                 if progress.first_text_at is None:
                     progress.first_text_at = time.monotonic()
                 output.update(progress.text)
+            elif isinstance(event, ReasoningDelta):
+                progress.reasoning = event.text[: self._max_answer_chars]
+                output.think(progress.reasoning)
             elif isinstance(event, ConversationStarted):
                 progress.conversation = event.conversation
             elif isinstance(event, TitleGenerated):
@@ -388,6 +446,8 @@ class AnswerService:
         except (AuthRejected, SignatureRejected) as exc:
             self._keep_partial(progress, exc)
             detail = self._upstream_failed(exc)
+            if not await self._login_really_rejected(login):
+                return Outcome(AnswerStatus.FAILED, Note.UPSTREAM_ERROR, detail)
             if await self._logins.rejected(login):
                 await self._notifier.login_problem(Note.LOGIN_EXPIRED, login.auth.fingerprint)
             return Outcome(AnswerStatus.FAILED, Note.LOGIN_EXPIRED, detail)
@@ -395,7 +455,7 @@ class AnswerService:
             self._keep_partial(progress, exc)
             detail = self._upstream_failed(exc)
             return Outcome(AnswerStatus.FAILED, Note.UPSTREAM_BUSY, detail, exc.retry_after)
-        except HailuoError as exc:
+        except UpstreamFailure as exc:
             self._keep_partial(progress, exc)
             detail = self._upstream_failed(exc)
             log.warning("answer %s failed: %s", running.answer_id, detail)
@@ -426,13 +486,28 @@ class AnswerService:
         cut = max(text.rfind("\n", 0, limit), text.rfind(" ", 0, limit))
         return text[: cut if cut > limit * 0.9 else limit]
 
+    async def _login_really_rejected(self, login: ActiveLogin) -> bool:
+        """One refusal can be a blip (a proxy, a deploy upstream): where the upstream has a
+        cheap authenticated call, the login is declared dead only if that refuses it too."""
+        if not self._client.probes_login:
+            return True
+        try:
+            await self._client.probe(login.auth)
+        except (AuthRejected, SignatureRejected):
+            return True
+        except UpstreamFailure as exc:
+            log.info("could not confirm the login refusal (%s); keeping the login", exc.message)
+            return False
+        log.info("login %s still works: the refusal was a blip", login.auth.fingerprint)
+        return False
+
     @staticmethod
     def _stopped(running: RunningAnswer) -> Outcome:
         reason = running.stop_reason or Note.STOPPED
         status = AnswerStatus.STOPPED if reason is Note.STOPPED else AnswerStatus.INTERRUPTED
         return Outcome(status, reason)
 
-    def _upstream_failed(self, exc: HailuoError) -> str:
+    def _upstream_failed(self, exc: UpstreamFailure) -> str:
         """Count the failure; return the upstream's words, short enough for any message."""
         detail = shorten(exc.message, MAX_DETAIL_CHARS)
         self.stats.last_upstream_error = detail
@@ -440,7 +515,7 @@ class AnswerService:
             self._metrics.upstream_error(exc.kind)
         return detail
 
-    def _keep_partial(self, progress: _Progress, exc: HailuoError) -> None:
+    def _keep_partial(self, progress: _Progress, exc: UpstreamFailure) -> None:
         if len(exc.partial_text) > len(progress.text):
             progress.text = self._capped(exc.partial_text, progress)
         if progress.conversation is None and exc.conversation is not None:

@@ -7,11 +7,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from bot.config import Settings
-from bot.hailuo.login import BrowserLogin, LoginDone, LoginError, LoginEvent, LoginOptions
 from bot.lifecycle import stop_tasks
 from bot.services.logins import LoginService
 from bot.storage.logins import LoginRecord
+from bot.upstream.browser import BrowserLogin, LoginDone, LoginError, LoginEvent
 
 log = logging.getLogger(__name__)
 
@@ -24,18 +23,6 @@ class LoginBusy(Exception):
 
 class LoginCancelled(Exception):
     """Someone asked to stop the login."""
-
-
-def login_options(settings: Settings) -> LoginOptions:
-    return LoginOptions(
-        base_url=settings.hailuo_base_url,
-        profile_dir=settings.login_profile_dir.resolve(),
-        timeout=settings.login_timeout,
-        headless=settings.browser_headless,
-        browser_path=settings.browser_path,
-        proxy=settings.hailuo_proxy,
-        login_url=settings.login_url,
-    )
 
 
 class LoginCoordination(Protocol):
@@ -53,11 +40,11 @@ class LoginCoordination(Protocol):
 class LoginRunner:
     def __init__(
         self,
-        options: LoginOptions,
+        make_login: Callable[[], BrowserLogin],
         logins: LoginService,
         coordination: LoginCoordination | None = None,
     ) -> None:
-        self._options = options
+        self._make_login = make_login
         self._logins = logins
         self._coordination = coordination
         self._current: BrowserLogin | None = None
@@ -86,7 +73,7 @@ class LoginRunner:
                 raise LoginBusy  # another instance runs one
         if self._current is not None:  # a local one started while we asked
             raise LoginBusy
-        login = self._current = BrowserLogin(self._options)
+        login = self._current = self._make_login()
         self._task = asyncio.create_task(self._drive(login, on_event, obtained_by, source))
         try:
             return await asyncio.shield(self._task)

@@ -1,27 +1,30 @@
-"""The bot's Hailuo login, stored and kept healthy."""
+"""The bot's upstream login, stored and kept healthy (one per upstream)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from bot.hailuo import AuthState, InvalidAuthState
 from bot.logs import register_secret
+from bot.services.credentials import parse_credentials
 from bot.storage.database import Database
 from bot.storage.logins import LoginRecord, LoginStore
+from bot.upstream import Credentials, InvalidCredentials
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class ActiveLogin:
-    auth: AuthState
+    auth: Credentials
     record: LoginRecord
 
 
 class LoginService:
-    def __init__(self, database: Database) -> None:
-        self._store = LoginStore(database)
+    def __init__(self, database: Database, upstream: str = "hailuo") -> None:
+        self._database = database
+        self.upstream = upstream
+        self._store = LoginStore(database, upstream)
         self._proven: set[int] = set()  # logins already recorded as working, by id
 
     async def current(self) -> ActiveLogin | None:
@@ -29,27 +32,41 @@ class LoginService:
         if record is None:
             return None
         try:
-            auth = AuthState.from_mapping(record.credentials)
-        except InvalidAuthState as exc:
+            auth = parse_credentials(record.credentials)
+        except InvalidCredentials as exc:
             log.error(
                 "the stored login %s is unreadable (%s); log in again", record.fingerprint, exc
             )
             return None
-        _protect(auth)
+        protect(auth)
         return ActiveLogin(auth, record)
 
     async def save(
-        self, auth: AuthState, *, source: str, obtained_by: int | None = None
+        self, auth: Credentials, *, source: str, obtained_by: int | None = None
     ) -> LoginRecord:
-        _protect(auth)
-        record = await self._store.save(
-            auth.model_dump(mode="json"),
+        """Store a login as the current one of *its* upstream (which may not be this one's)."""
+        protect(auth)
+        store = (
+            self._store
+            if self.upstream == auth.UPSTREAM
+            else LoginStore(self._database, auth.UPSTREAM)
+        )
+        record = await store.save(
+            auth.to_storage(),
             fingerprint=auth.fingerprint,
             source=source,
             obtained_by=obtained_by,
         )
-        log.info("saved Hailuo login %s (from %s)", auth.fingerprint, source)
+        log.info("saved %s login %s (from %s)", auth.UPSTREAM, auth.fingerprint, source)
         return record
+
+    async def renewed(self, login: ActiveLogin, auth: Credentials) -> ActiveLogin:
+        """The same login with fresh credentials (a renewed token)."""
+        if auth == login.auth:
+            return login
+        protect(auth)
+        await self._store.update_credentials(login.record.id, auth.to_storage())
+        return ActiveLogin(auth, login.record)
 
     async def previous(self) -> LoginRecord | None:
         return await self._store.previous()
@@ -71,7 +88,9 @@ class LoginService:
         first = await self._store.mark_invalid(login.record.id)
         if first:
             log.warning(
-                "Hailuo rejected login %s; an admin must log in again", login.auth.fingerprint
+                "%s rejected login %s; an admin must log in again",
+                self.upstream,
+                login.auth.fingerprint,
             )
         return first
 
@@ -79,7 +98,6 @@ class LoginService:
         return await self._store.delete_all()
 
 
-def _protect(auth: AuthState) -> None:
-    register_secret(auth.token)
-    for value in auth.cookies.values():
+def protect(auth: Credentials) -> None:
+    for value in auth.secrets():
         register_secret(value)

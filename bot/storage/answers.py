@@ -70,6 +70,7 @@ class ConversationUpdate:
     upstream_chat_id: str
     token_fingerprint: str
     title: str | None = None
+    upstream: str = "hailuo"
 
 
 FINAL_STATUSES = frozenset(AnswerStatus) - frozenset(UNFINISHED_STATUSES)
@@ -143,6 +144,7 @@ class AnswerStore:
         async with self._db.writing() as session:
             if conversation is not None:
                 values: dict[str, object] = {
+                    "upstream": conversation.upstream,
                     "upstream_chat_id": conversation.upstream_chat_id,
                     "token_fingerprint": conversation.token_fingerprint,
                     "message_count": ConversationRow.message_count + 1,

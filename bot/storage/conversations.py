@@ -28,6 +28,7 @@ class ConversationKey:
 class ConversationRecord:
     id: int
     key: ConversationKey
+    upstream: str
     upstream_chat_id: str
     character_id: str
     token_fingerprint: str
@@ -41,6 +42,7 @@ class ConversationRecord:
         return cls(
             id=row.id,
             key=ConversationKey(row.chat_id, row.thread_id, row.user_id),
+            upstream=row.upstream,
             upstream_chat_id=row.upstream_chat_id,
             character_id=row.character_id,
             token_fingerprint=row.token_fingerprint,
@@ -67,6 +69,7 @@ async def insert_if_missing(
         "chat_id": key.chat_id,
         "thread_id": key.thread_id,
         "user_id": key.user_id,
+        "upstream": "",
         "upstream_chat_id": "",
         "character_id": "1",
         "token_fingerprint": "",
@@ -105,9 +108,11 @@ class ConversationStore:
         upstream_chat_id: str,
         token_fingerprint: str,
         title: str | None = None,
+        upstream: str = "hailuo",
     ) -> None:
         """After an answer: remember the upstream conversation and count the exchange."""
         values: dict[str, object] = {
+            "upstream": upstream,
             "upstream_chat_id": upstream_chat_id,
             "token_fingerprint": token_fingerprint,
             "message_count": ConversationRow.message_count + 1,

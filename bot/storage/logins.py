@@ -43,8 +43,11 @@ class LoginRecord:
 
 
 class LoginStore:
-    def __init__(self, database: Database) -> None:
+    """The logins of one upstream (each upstream has its own current login and fallback)."""
+
+    def __init__(self, database: Database, upstream: str = "hailuo") -> None:
         self._db = database
+        self._upstream = upstream
 
     async def current(self) -> LoginRecord | None:
         return await self._one(current=True)
@@ -56,7 +59,7 @@ class LoginStore:
         async with self._db.reading() as session:
             row = await session.scalar(
                 select(LoginRow)
-                .where(LoginRow.is_current == current)
+                .where(LoginRow.is_current == current, LoginRow.upstream == self._upstream)
                 .order_by(LoginRow.obtained_at.desc(), LoginRow.id.desc())
                 .limit(1)
             )
@@ -72,19 +75,23 @@ class LoginStore:
     ) -> LoginRecord:
         """Make a new login current. The last login known to work is kept as the fallback."""
         async with self._db.writing() as session:
-            old = await session.scalar(select(LoginRow).where(LoginRow.is_current.is_(True)))
+            mine = LoginRow.upstream == self._upstream
+            old = await session.scalar(select(LoginRow).where(LoginRow.is_current.is_(True), mine))
             has_previous = await session.scalar(
-                select(LoginRow.id).where(LoginRow.is_current.is_(False)).limit(1)
+                select(LoginRow.id).where(LoginRow.is_current.is_(False), mine).limit(1)
             )
             if old is not None:
                 if old.last_success_at is not None or has_previous is None:
-                    await session.execute(delete(LoginRow).where(LoginRow.is_current.is_(False)))
+                    await session.execute(
+                        delete(LoginRow).where(LoginRow.is_current.is_(False), mine)
+                    )
                     old.is_current = False
                 else:
                     # The outgoing login never worked: the older, proven one stays the fallback.
                     await session.delete(old)
                 await session.flush()
             row = LoginRow(
+                upstream=self._upstream,
                 credentials=credentials,
                 fingerprint=fingerprint,
                 is_current=True,
@@ -105,7 +112,18 @@ class LoginStore:
                 .values(last_success_at=utcnow(), invalid_at=None)
             )
             if getattr(result, "rowcount", 0):
-                await session.execute(delete(LoginRow).where(LoginRow.is_current.is_(False)))
+                await session.execute(
+                    delete(LoginRow).where(
+                        LoginRow.is_current.is_(False), LoginRow.upstream == self._upstream
+                    )
+                )
+
+    async def update_credentials(self, login_id: int, credentials: dict[str, Any]) -> None:
+        """The same login with renewed credentials (a refreshed token)."""
+        async with self._db.writing() as session:
+            await session.execute(
+                update(LoginRow).where(LoginRow.id == login_id).values(credentials=credentials)
+            )
 
     async def mark_invalid(self, login_id: int) -> bool:
         """Record that upstream refused the login; True only the first time (notify once)."""

@@ -101,6 +101,8 @@ class ConversationRow(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger)
     thread_id: Mapped[int] = mapped_column(BigInteger, default=NO_TOPIC)
     user_id: Mapped[int] = mapped_column(BigInteger, default=SHARED)
+    # The upstream (and login) that made `upstream_chat_id`: a conversation continues there only.
+    upstream: Mapped[str] = mapped_column(String(32), default="hailuo", server_default="hailuo")
     upstream_chat_id: Mapped[str] = mapped_column(String(64), default="")
     character_id: Mapped[str] = mapped_column(String(16), default="1")
     token_fingerprint: Mapped[str] = mapped_column(String(32), default="")
@@ -118,6 +120,7 @@ class LoginRow(Base):
     __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    upstream: Mapped[str] = mapped_column(String(32), default="hailuo", server_default="hailuo")
     credentials: Mapped[dict[str, Any]] = mapped_column(JSON)
     fingerprint: Mapped[str] = mapped_column(String(32))
     is_current: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

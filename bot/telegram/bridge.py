@@ -63,7 +63,7 @@ class Bridge:
         self.settings = settings
         self.languages = languages
         self.engine_name = database.engine_name
-        self.logins = LoginService(database)
+        self.logins = LoginService(database, settings.upstream)
         self.conversations = ConversationStore(database)
         self.answers = AnswerStore(database)
         self.chat_settings = ChatSettingsStore(database)
@@ -141,7 +141,13 @@ class Bridge:
                 await self.answers.first_text(answer_id, [message_id])
 
             return TelegramAnswer(
-                self.bot, self.pacer, place, answer_id, t, on_first_message=remember_message
+                self.bot,
+                self.pacer,
+                place,
+                answer_id,
+                t,
+                on_first_message=remember_message,
+                show_reasoning=self.settings.show_reasoning,
             )
 
         async def queued(position: int) -> None:

@@ -31,6 +31,7 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$", re.MULTILINE)
 # A part is looked for in this much source at a time (rendering shrinks Markdown; a window
 # that still fits is sealed whole).
 WINDOW = PART_BUDGET * 3
+REASONING_LIMIT = 1500  # of the reasoning shown above an answer (SHOW_REASONING)
 INLINE_SOURCE = PART_BUDGET  # less unsealed source than this renders on the event loop
 MAX_NESTING = 8
 GROWTH_LIMIT = 3
@@ -53,6 +54,19 @@ class Frame:
     def length(self) -> int:
         return utf16_len(self.text)
 
+    def above(self, other: Frame) -> Frame:
+        """This frame, a blank line, then `other` (its entities shifted)."""
+        if not self.text:
+            return other
+        if not other.text:
+            return self
+        offset = utf16_len(self.text + "\n\n")
+        shifted = tuple(
+            entity.model_copy(update={"offset": entity.offset + offset})
+            for entity in other.entities
+        )
+        return Frame(f"{self.text}\n\n{other.text}", (*self.entities, *shifted))
+
     def with_note(self, note: str) -> Frame:
         """Append an italic status line, e.g. "stopped"."""
         if not note:
@@ -61,6 +75,18 @@ class Frame:
         offset = utf16_len(self.text + separator)
         italic = MessageEntity(type="italic", offset=offset, length=utf16_len(note))
         return Frame(self.text + separator + note, (*self.entities, italic))
+
+
+def reasoning_block(reasoning: str, limit: int = REASONING_LIMIT) -> Frame:
+    """The model's reasoning as a collapsed (expandable) quote, shortened to `limit`."""
+    text = reasoning.strip()
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    if not text:
+        return Frame("")
+    return Frame(
+        text, (MessageEntity(type="expandable_blockquote", offset=0, length=utf16_len(text)),)
+    )
 
 
 def render(markdown: str) -> Frame:
@@ -142,9 +168,16 @@ class PartSplitter:
 
     budget: int = PART_BUDGET
     sealed: list[Frame] = field(default_factory=list)
+    first_budget: int | None = None  # a smaller first part (room for the reasoning above it)
     _start: int = 0  # where the open part begins in the source
     _reopen: str = ""  # a fence to reopen at the top of the open part
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def _budget_now(self) -> int:
+        if not self.sealed and self.first_budget is not None:
+            return self.first_budget
+        return self.budget
 
     def cheap(self, markdown: str) -> bool:
         """Splitting `markdown` now takes about a millisecond (little unsealed text)."""
@@ -161,7 +194,7 @@ class PartSplitter:
             source = self._reopen + markdown[self._start :]
             if len(source) <= WINDOW:
                 frame = render(source)
-                if frame.length <= self.budget:
+                if frame.length <= self._budget_now:
                     return [*self.sealed, frame]
             self._seal(markdown, source[:WINDOW])
 
@@ -187,7 +220,7 @@ class PartSplitter:
         # Rendering shrinks Markdown, so a prefix whose rendering fits is found by bisection.
         while low < high:
             middle = (low + high + 1) // 2
-            if render(source[:middle] + "\n" + "`" * 3).length <= self.budget - 8:
+            if render(source[:middle] + "\n" + "`" * 3).length <= self._budget_now - 8:
                 low = middle
             else:
                 high = middle - 1

@@ -30,12 +30,14 @@ from aiogram.types import (
     MessageEntity,
     ReplyParameters,
 )
+from telegramify_markdown.entity import utf16_len
 
 from bot.i18n import Translator
 from bot.lifecycle import stop_tasks
 from bot.services.answering import Note, Outcome
 from bot.telegram.pacer import Pacer, Priority
-from bot.telegram.render import MESSAGE_LIMIT, Frame, PartSplitter
+from bot.telegram.render import MESSAGE_LIMIT, Frame, PartSplitter, reasoning_block
+from bot.upstream import display_name
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,7 @@ class TelegramAnswer:
         t: Translator,
         *,
         on_first_message: Callable[[int], Awaitable[None]] | None = None,
+        show_reasoning: bool = False,
     ) -> None:
         self._bot = bot
         self._pacer = pacer
@@ -117,6 +120,10 @@ class TelegramAnswer:
         self.draft_id = answer_id
         self._use_drafts = place.private
         self._splitter = PartSplitter()
+        self._splitter_ready = False  # made at the first answer text (the reasoning is known)
+        self._show_reasoning = show_reasoning
+        self._reasoning = ""
+        self._reasoning_shown = Frame("")  # the block above the first part, once fixed
         self._markdown = ""
         self._changed = asyncio.Event()
         self._closing = False
@@ -144,6 +151,14 @@ class TelegramAnswer:
 
     def update(self, markdown: str) -> None:
         self._markdown = markdown
+        self._wake_writer()
+
+    def think(self, reasoning: str) -> None:
+        self._reasoning = reasoning
+        if not self._markdown.strip():
+            self._wake_writer()  # "thinking…" until the answer's first words
+
+    def _wake_writer(self) -> None:
         self._changed.set()
         if self._writer is None and not self._closing:
             self._writer = asyncio.create_task(self._write_frames())
@@ -162,6 +177,9 @@ class TelegramAnswer:
         note = note_text(
             outcome.note, self._t, detail=outcome.detail, retry_after=outcome.retry_after
         )
+        if outcome.switched_to is not None:
+            switched = self._t("note_new_upstream", upstream=display_name(outcome.switched_to))
+            note = f"{note}\n{switched}" if note else switched
         if parts and parts[-1].length + len(note) + 2 <= MESSAGE_LIMIT:
             parts[-1] = parts[-1].with_note(note)
         elif note:  # no room under the last part: the note gets a message of its own
@@ -180,7 +198,11 @@ class TelegramAnswer:
                     return
                 self._changed.clear()
                 # Rendered only now, with a permit in hand: the newest text goes out.
-                parts = await self._parts(self._markdown)
+                parts = (
+                    await self._parts(self._markdown)
+                    if self._markdown.strip()
+                    else [self._thinking_frame()]
+                )
                 call = self._next_call(parts, final=False) if parts[-1].text.strip() else None
                 if call is None:
                     continue
@@ -201,10 +223,28 @@ class TelegramAnswer:
 
     async def _parts(self, markdown: str) -> list[Frame]:
         """Rendered parts; off the event loop when the unsealed text is long (the splitter
-        serializes its own use, should a cancelled call still be running in its thread)."""
+        serializes its own use, should a cancelled call still be running in its thread). With
+        SHOW_REASONING the reasoning so far sits above the first part, in a collapsed quote."""
+        if not self._splitter_ready:
+            self._splitter_ready = True
+            if self._show_reasoning and self._reasoning.strip():
+                self._reasoning_shown = reasoning_block(self._reasoning)
+                room = self._reasoning_shown.length + 2
+                self._splitter = PartSplitter(first_budget=self._splitter.budget - room)
         if self._splitter.cheap(markdown):
-            return self._splitter.parts(markdown)
-        return await asyncio.to_thread(self._splitter.parts, markdown)
+            parts = self._splitter.parts(markdown)
+        else:
+            parts = await asyncio.to_thread(self._splitter.parts, markdown)
+        if self._reasoning_shown.text:
+            parts[0] = self._reasoning_shown.above(parts[0])
+        return parts
+
+    def _thinking_frame(self) -> Frame:
+        """While the model thinks and no answer text exists yet."""
+        if not self._reasoning.strip():
+            return Frame("")
+        text = self._t("thinking")
+        return Frame(text, (MessageEntity(type="italic", offset=0, length=utf16_len(text)),))
 
     def _entities(self, frame: Frame) -> list[MessageEntity] | None:
         """The frame's entities, less what Telegram refused earlier in this answer."""

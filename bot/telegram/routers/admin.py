@@ -1,4 +1,4 @@
-"""/login, /status and /logout: keeping the bot logged in to Hailuo."""
+"""/login, /status and /logout: keeping the bot logged in to its upstream."""
 
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ from aiogram.types import (
 )
 
 from bot import __version__
-from bot.hailuo.login import LoginDone, LoginError, LoginEvent, LoginLink, LoginStage
 from bot.i18n import Translator
+from bot.services.factories import login_options
 from bot.services.login_runner import LoginBusy, LoginCancelled, LoginRunner
 from bot.storage.models import AnswerStatus
 from bot.telegram.bridge import Bridge
 from bot.telegram.filters import CallbackPrefix
+from bot.upstream import display_name
+from bot.upstream.browser import LoginDone, LoginError, LoginEvent, LoginLink, LoginStage
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ async def login(
 async def _login_flow(
     message: Message, status: Message, bridge: Bridge, runner: LoginRunner, bot: Bot, t: Translator
 ) -> None:
-    site = bridge.settings.hailuo_base_url
+    site = login_options(bridge.settings).base_url
     link = ""
 
     async def show(text: str, buttons: bool = False) -> None:
@@ -167,6 +169,14 @@ async def status(message: Message, bridge: Bridge, started_at: float, t: Transla
         )
         if record.invalid_at:
             login_line += t("status_login_rejected")
+        expires = login.auth.expires_at
+        if expires is not None:
+            left = (expires - now).total_seconds()
+            login_line += (
+                t("status_login_expires", duration=_duration(left))
+                if left > 0
+                else t("status_login_expired")
+            )
     last_success = service.stats.last_success_at
     if last_success is None and login is not None and login.record.last_success_at:
         last_success = login.record.last_success_at.timestamp()
@@ -190,6 +200,11 @@ async def status(message: Message, bridge: Bridge, started_at: float, t: Transla
         answers=answers or t("status_none"),
         database=bridge.engine_name,
     )
+    settings = bridge.settings
+    upstream = display_name(settings.upstream)
+    if settings.upstream == "minimax-agent":
+        upstream += f" ({settings.minimax_region}, {settings.minimax_model})"
+    text = t("status_upstream", upstream=upstream) + "\n" + text
     if bridge.settings.redis_url is not None:
         unfinished = counts[AnswerStatus.STREAMING] + counts[AnswerStatus.QUEUED]
         text += t("status_cluster", instance=bridge.settings.instance_id, total=unfinished)

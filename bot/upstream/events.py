@@ -1,15 +1,16 @@
-"""The typed events a Hailuo answer stream yields, in the order they can arrive."""
+"""The typed events an upstream answer stream yields, in the order they can arrive."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.hailuo.auth import Conversation
+from bot.upstream.conversation import Conversation
 
 
 @dataclass(frozen=True, slots=True)
 class ConversationStarted:
-    """The server-side conversation this answer belongs to; `is_new` when Hailuo just made it."""
+    """The server-side conversation this answer belongs to; `is_new` when the upstream just
+    made it."""
 
     conversation: Conversation
     is_new: bool
@@ -29,10 +30,18 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """New reasoning ("thinking") text: never part of the answer. `text` is all of it so far."""
+
+    delta: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     text: str
     conversation: Conversation | None
     message_id: str = ""
 
 
-HailuoEvent = ConversationStarted | TitleGenerated | TextDelta | Finished
+UpstreamEvent = ConversationStarted | TitleGenerated | TextDelta | ReasoningDelta | Finished
