@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +13,19 @@ from typing import Any
 from bot.app import BotApp
 from bot.config import Settings
 from bot.hailuo import AuthState
+from bot.minimax_agent.credentials import AgentAuth
 from bot.services.logins import LoginService
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
+from bot.upstream import Credentials
 from tests.conftest import make_auth, sqlite_url
 from tests.standins.hailuo import HailuoStandIn
+from tests.standins.minimax_agent import MiniMaxAgentStandIn
 from tests.standins.telegram import TelegramStandIn
 
 BOT_TOKEN = "123456:TEST-bot-token-secret"
 ADMIN = 900_001
+AGENT_USER = "900000000000000123"  # the stand-in account's realUserID
 
 
 @dataclass
@@ -37,11 +42,11 @@ class BridgeEnv:
             await self.task
 
 
-async def store_login(database_url: str, auth: AuthState) -> None:
+async def store_login(database_url: str, auth: Credentials) -> None:
     database = Database(database_url)
     try:
         await ensure_schema(database, auto_migrate=True)
-        await LoginService(database).save(auth, source="test")
+        await LoginService(database, auth.UPSTREAM).save(auth, source="test")
     finally:
         await database.close()
 
@@ -63,6 +68,81 @@ async def running_bridge(
         await store_login(database_url, auth)
     defaults: dict[str, Any] = {
         "upstream": "hailuo",
+        "hailuo_base_url": hailuo.base_url,
+    }
+    async with _running(tmp_path, telegram, database_url, {**defaults, **settings}) as (app, task):
+        yield BridgeEnv(telegram, hailuo, app, auth, task)
+
+
+@dataclass
+class AgentBridgeEnv:
+    telegram: TelegramStandIn
+    agent: MiniMaxAgentStandIn
+    app: BotApp
+    auth: AgentAuth
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        await self.app.stop()
+        async with asyncio.timeout(60):
+            await self.task
+
+
+def agent_auth(
+    agent: MiniMaxAgentStandIn, real_user_id: str = AGENT_USER, **fields: Any
+) -> AgentAuth:
+    """A stored-login shaped AgentAuth for an account of the stand-in (made if missing)."""
+    token = (
+        agent.add_account(real_user_id)
+        if real_user_id not in agent.accounts
+        else (agent.make_token(real_user_id, exp=int(time.time()) + 30 * 86400))
+    )
+    values: dict[str, Any] = {
+        "region": agent.region,
+        "token": token,
+        "real_user_id": real_user_id,
+        "uuid": "4d6c7b10-2f1e-4c3a-9b8d-0123456789ab",
+        "device_id": "52718364",
+        **fields,
+    }
+    return AgentAuth(**values)
+
+
+def agent_settings(agent: MiniMaxAgentStandIn) -> dict[str, Any]:
+    return {
+        "upstream": "minimax-agent",
+        "minimax_region": agent.region,
+        "minimax_agent_url": agent.api_url,
+        "minimax_agent_stream_url": agent.stream_url,
+    }
+
+
+@contextlib.asynccontextmanager
+async def running_agent_bridge(
+    tmp_path: Path,
+    telegram: TelegramStandIn,
+    agent: MiniMaxAgentStandIn,
+    *,
+    login: bool = True,
+    auth: AgentAuth | None = None,
+    database_url: str | None = None,
+    **settings: Any,
+) -> AsyncIterator[AgentBridgeEnv]:
+    """The bot with UPSTREAM=minimax-agent against the MiniMax Agent stand-in."""
+    database_url = database_url or sqlite_url(tmp_path)
+    auth = auth or agent_auth(agent)
+    if login:
+        await store_login(database_url, auth)
+    config = {**agent_settings(agent), **settings}
+    async with _running(tmp_path, telegram, database_url, config) as (app, task):
+        yield AgentBridgeEnv(telegram, agent, app, auth, task)
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    tmp_path: Path, telegram: TelegramStandIn, database_url: str, settings: dict[str, Any]
+) -> AsyncIterator[tuple[BotApp, asyncio.Task[None]]]:
+    defaults: dict[str, Any] = {
         "admin_ids": frozenset({ADMIN}),
         "shutdown_grace": 5.0,
         "login_profile_dir": tmp_path / "browser-profile",
@@ -71,16 +151,16 @@ async def running_bridge(
         bot_token=BOT_TOKEN,
         database_url=database_url,
         telegram_api_url=telegram.base_url,
-        hailuo_base_url=hailuo.base_url,
         **{**defaults, **settings},
     )
     app = await BotApp.create(config)
     task = asyncio.create_task(app.serve(handle_signals=False))
-    env = BridgeEnv(telegram, hailuo, app, auth, task)
     try:
         await telegram.wait_for(lambda: telegram.polls, what="polling to start")
-        yield env
+        yield app, task
     finally:
         if not task.done():
-            await env.stop()
+            await app.stop()
+            async with asyncio.timeout(60):
+                await task
         await app.close()
