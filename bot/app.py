@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from bot.cluster import Cluster
 from bot.config import ConfigError, Settings
 from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator, set_upstream_name, translator
-from bot.lifecycle import BackgroundLoop, finish_within
+from bot.lifecycle import BackgroundLoop, finish_within, stop_tasks
 from bot.metrics import Metrics
 from bot.services.answering import AnswerService
 from bot.services.factories import browser_login, build_upstream
@@ -270,7 +271,7 @@ class BotApp:
             self.pacer.penalties,
         )
         await self._sweeper.stop()
-        await finish_within(self.pacer.close(), "closing the pacer")
+        await finish_within(self.pacer.close(), "closing the pacer", deadline=30.0)
         await finish_within(self.bot.session.close(), "closing the Telegram session")
         if self.cluster is not None:
             await finish_within(self.cluster.close(), "leaving the cluster", deadline=60.0)
@@ -327,4 +328,16 @@ async def run(settings: Settings) -> int:
         await app.serve()
     finally:
         await app.close()
+        await _end_leftovers()
     return 0
+
+
+async def _end_leftovers() -> None:
+    """asyncio.run waits, without a deadline, for every task still alive: one that swallows
+    its cancellation would keep the process from exiting. Stop them within a deadline, and if
+    one survives even that, leave at once (all state is saved by now)."""
+    current = asyncio.current_task()
+    leftovers = [task for task in asyncio.all_tasks() if task is not current]
+    if leftovers and not await stop_tasks(leftovers, "tasks left at exit"):
+        logging.shutdown()
+        os._exit(1)

@@ -35,22 +35,29 @@ async def stop_tasks(
     deadline: float = STOP_DEADLINE,
 ) -> bool:
     """Let `tasks` end by themselves for `grace` seconds, then cancel them until they end, for
-    at most `deadline` seconds more. True when all ended; otherwise the rest are logged."""
+    at most `deadline` seconds more. True when all ended; otherwise the rest are logged.
+
+    A cancellation is repeated with growing pauses (0.5 s, 1 s, 2 s, ...): a swallowed one is
+    caught soon, while a task's own clean-up after a cancellation (closing a browser, giving
+    up a Redis place) still gets seconds to finish."""
+    tasks = list(tasks)
     pending = {task for task in tasks if not task.done()}
     if pending and grace > 0:
         _, pending = await asyncio.wait(pending, timeout=grace)
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
+    pause = RECANCEL_EVERY
     while pending:
         remaining = end - loop.time()
         if remaining <= 0:
             break
         for task in pending:
             task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=min(RECANCEL_EVERY, remaining))
+        _, pending = await asyncio.wait(pending, timeout=min(pause, remaining))
+        pause = min(pause * 2, 8.0)
     for task in tasks:
-        if task.done() and not task.cancelled():
-            task.exception()  # retrieved: its own done-callback reports failures
+        if task.done() and not task.cancelled() and (exc := task.exception()) is not None:
+            log.debug("%s: a task ended with %s", what, type(exc).__name__)
     if pending:
         log.error(
             "%s: %d task(s) did not stop within %.0f s, left behind: %s",
@@ -87,13 +94,26 @@ async def finish_within(
 
 
 def describe(task: asyncio.Task[Any]) -> str:
-    """A task's name and the line it waits on, for a log line about a stuck stop."""
-    frames = task.get_stack(limit=1)
-    where = ""
-    if frames:
-        code = frames[-1].f_code
-        where = f" at {code.co_filename}:{frames[-1].f_lineno} in {code.co_name}"
-    return f"{task.get_name()}{where}"
+    """A task's name and the innermost line it waits on, for a log line about a stuck stop."""
+    return f"{task.get_name()}{where(task)}"
+
+
+def where(task: asyncio.Task[Any]) -> str:
+    """ " at file:line in function" of the innermost coroutine the task awaits, outside asyncio's
+    own (a `sleep` says less than the line that called it); "" if unknown."""
+    coro: Any = task.get_coro()
+    frame = None
+    for _ in range(100):  # the chain of awaits, down to the one that is suspended
+        current = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        if current is not None and "asyncio" not in current.f_code.co_filename:
+            frame = current
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        if coro is None:
+            break
+    if frame is None:
+        return ""
+    code = frame.f_code
+    return f" at {code.co_filename}:{frame.f_lineno} in {code.co_name}"
 
 
 class BackgroundLoop:

@@ -61,19 +61,21 @@ async def test_a_task_that_will_not_stop_is_named_and_left_behind(
                 continue
 
     task = asyncio.create_task(stubborn(), name="stubborn-worker")
-    await asyncio.sleep(0)
-    caplog.set_level(logging.ERROR, logger="bot.lifecycle")
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    async with asyncio.timeout(20):
-        assert not await stop_tasks([task], "the stubborn part", deadline=1.0)
-    assert loop.time() - started < 15  # bounded by its deadline, not by the task
-    assert "the stubborn part" in caplog.text
-    assert "stubborn-worker" in caplog.text
-    assert "in stubborn" in caplog.text  # where it is stuck
-    obstinate = False
-    task.cancel()
-    await asyncio.wait({task}, timeout=5)
+    try:
+        await asyncio.sleep(0)
+        caplog.set_level(logging.ERROR, logger="bot.lifecycle")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with asyncio.timeout(20):
+            assert not await stop_tasks([task], "the stubborn part", deadline=1.0)
+        assert loop.time() - started < 15  # bounded by its deadline, not by the task
+        assert "the stubborn part" in caplog.text
+        assert "stubborn-worker" in caplog.text
+        assert "in stubborn" in caplog.text  # where it is stuck
+    finally:
+        obstinate = False
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
     assert task.done()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.telegram.render import MESSAGE_LIMIT, Frame, PartSplitter, render
+from bot.telegram.render import MESSAGE_LIMIT, Frame, PartSplitter, flatten_nesting, render
 from tests.standins.telegram import ApiError, _check_entities, utf16_len
 
 DOC = (
@@ -85,6 +85,7 @@ def test_text_without_newlines_is_cut_between_words() -> None:
         ("http://127.0.0.1:8080/x", True),
         ("https://пример.рф/", True),
         ("tg://user?id=42", True),
+        ("www.example.org/page", True),
         ("#anchor", False),
         ("/docs/start", False),
         ("../up", False),
@@ -92,6 +93,7 @@ def test_text_without_newlines_is_cut_between_words() -> None:
         ("mailto:someone@example.org", False),
         ("https://", False),
         ("ftp://example.org/file", False),
+        ("javascript:void(0)", False),
     ],
 )
 def test_only_links_telegram_takes_stay_links(url: str, kept: bool) -> None:
@@ -101,14 +103,25 @@ def test_only_links_telegram_takes_stay_links(url: str, kept: bool) -> None:
     assert_valid(frame)
 
 
-def test_deep_nesting_is_flattened_and_code_is_left_alone() -> None:
-    bomb = "- " * 5_000 + "words"
+@pytest.mark.parametrize("bomb", ["- " * 5_000 + "words", ">" * 5_000 + " words"])
+def test_deep_nesting_is_flattened_and_code_is_left_alone(bomb: str) -> None:
     code = "```\n" + "- " * 20 + "\n```"
     frame = render(bomb + "\n\n" + code)
     assert "words" in frame.text
     assert "- " * 20 in frame.text, "a code block keeps its text as written"
     assert len(frame.text) < 500
     assert_valid(frame)
+
+
+def test_ordinary_nesting_and_indented_code_are_untouched() -> None:
+    """Lists nested by indentation, and code indented inside a list item, render as written."""
+    markdown = (
+        "1. Step one\n    ```yaml\n    items:\n"
+        + "".join(f"{'  ' * (depth + 3)}- name: {depth}\n" for depth in range(12))
+        + "    ```\n2. Step two\n"
+        + "".join(f"{'  ' * depth}- level {depth}\n" for depth in range(12))
+    )
+    assert flatten_nesting(markdown) == markdown
 
 
 def test_a_long_answer_is_split_without_rendering_it_whole() -> None:

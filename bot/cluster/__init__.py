@@ -90,7 +90,7 @@ class Cluster:
         """Give up what this process holds in Redis; bounded, however Redis behaves."""
         await self.queue.close()
         await self.bus.stop()
-        await finish_within(self.presence.stop(), "leaving the Redis presence")
+        await finish_within(self.presence.stop(), "leaving the Redis presence", deadline=20.0)
         await finish_within(self.redis.aclose(), "closing the Redis connections")
 
     async def instance_running(self, instance_id: str) -> bool:

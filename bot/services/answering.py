@@ -483,8 +483,10 @@ class AnswerService:
         if len(text) <= limit:
             return text
         progress.truncated = True
+        # Never behind what the user has seen already, nor far before the limit.
+        floor = max(int(limit * 0.9), min(len(progress.text), limit))
         cut = max(text.rfind("\n", 0, limit), text.rfind(" ", 0, limit))
-        return text[: cut if cut > limit * 0.9 else limit]
+        return text[: cut if cut >= floor else limit]
 
     async def _login_really_rejected(self, login: ActiveLogin) -> bool:
         """One refusal can be a blip (a proxy, a deploy upstream): where the upstream has a

@@ -35,12 +35,16 @@ REASONING_LIMIT = 1500  # of the reasoning shown above an answer (SHOW_REASONING
 INLINE_SOURCE = PART_BUDGET  # less unsealed source than this renders on the event loop
 MAX_NESTING = 8
 GROWTH_LIMIT = 3
-_NESTING = re.compile(r"^([ \t]*)((?:(?:[-*+]|\d{1,9}[.)]|>)(?:[ \t]+|$))+)")
+_NESTING = re.compile(r"^([ \t]*)((?:(?:[-*+]|\d{1,9}[.)])(?:[ \t]+|$)|>[ \t]*)+)")
+_MARKER = re.compile(r"[-*+]|\d{1,9}[.)]|>")
+_ANY_FENCE = re.compile(r"^[ \t>]*(`{3,}|~{3,})(.*)$")
+MAX_ENTITIES = 1000  # more than this in one part: plain text (rendering and Telegram both balk)
 # A host Telegram resolves: a dotted domain name (IDN too), localhost, IPv4 or IPv6.
 _HOST = re.compile(
     r"^(?:[\w-]+\.)+[\w-]{2,}\.?$|^localhost$|^\d{1,3}(?:\.\d{1,3}){3}$|^[0-9a-f.]*:[0-9a-f:.]*$"
 )
 MAX_URL = 2048
+_SCHEMELESS = re.compile(r"^[\w-]+(?:\.[\w-]+)+(?:[/?#]|$)")  # a host name first, then a path
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,46 +101,55 @@ def render(markdown: str) -> Frame:
         return Frame(markdown)
     if len(text) > GROWTH_LIMIT * len(markdown) + 64:
         return Frame(markdown)  # something still blew up: plain text is better than a flood
+    if len(entities) > MAX_ENTITIES:
+        return Frame(markdown)
     converted = tuple(
         MessageEntity(
             type=entity.type,
             offset=entity.offset,
             length=entity.length,
-            url=entity.url,
+            url=link_target(entity.url) if entity.type == "text_link" else entity.url,
             language=entity.language,
         )
         for entity in entities
-        if entity.length > 0 and (entity.type != "text_link" or link_allowed(entity.url))
+        if entity.length > 0 and (entity.type != "text_link" or link_target(entity.url))
     )
     if not text.strip() and markdown.strip():
         return Frame(markdown)
     return Frame(text, converted)
 
 
-def link_allowed(url: str | None) -> bool:
-    """Would Telegram take this as a text_link URL? Anything else keeps its words, unlinked."""
+def link_target(url: str | None) -> str | None:
+    """The URL as Telegram takes it for a text_link, or None: then the words stay, unlinked.
+    A URL without a scheme but with a real host (`www.example.org/x`) is taken as http."""
     if not url or len(url) > MAX_URL or any(ch.isspace() or ord(ch) < 32 for ch in url):
-        return False
+        return None
+    if "://" not in url and _SCHEMELESS.match(url):
+        url = "http://" + url
     try:
         parts = urlsplit(url)
         host = parts.hostname
     except ValueError:
-        return False
+        return None
     scheme = parts.scheme.lower()
     if scheme in ("tg", "ton"):
-        return bool(parts.netloc or parts.path)
-    return scheme in ("http", "https") and host is not None and bool(_HOST.match(host))
+        return url if parts.netloc or parts.path else None
+    if scheme in ("http", "https") and host is not None and _HOST.match(host):
+        return url
+    return None
 
 
 def flatten_nesting(markdown: str) -> str:
-    """Lists and quotes nested deeper than MAX_NESTING (outside code blocks) lose the extra
-    levels: their markers, or their indentation. The words stay."""
-    if "\n" not in markdown and len(markdown) < 2 * MAX_NESTING:
+    """A line that opens more than MAX_NESTING lists or quotes at once (`- - - - …`, `>>>>…`:
+    the bombs that render quadratically) keeps MAX_NESTING of them; the words stay. Code blocks
+    (fenced at any indentation, in quotes too) and nesting by indentation are left alone: the
+    cost of indentation is in its own length."""
+    if len(markdown) < 2 * MAX_NESTING:
         return markdown
     lines = markdown.split("\n")
     fence: str | None = None
     for index, line in enumerate(lines):
-        fenced = _FENCE.match(line)
+        fenced = _ANY_FENCE.match(line)
         if fenced is not None:
             marker = fenced.group(1)
             if fence is None:
@@ -148,17 +161,11 @@ def flatten_nesting(markdown: str) -> str:
             continue
         match = _NESTING.match(line)
         if match is None:
-            width = len(line) - len(line.lstrip(" \t"))
-            if width > 4 * MAX_NESTING:
-                lines[index] = " " * (4 * MAX_NESTING) + line[width:]
             continue
-        indent, markers = match.group(1), match.group(2).split()
-        levels = len(indent.expandtabs(4)) // 2
-        if levels + len(markers) <= MAX_NESTING:
+        markers = _MARKER.findall(match.group(2))
+        if len(markers) <= MAX_NESTING:
             continue
-        levels = min(levels, MAX_NESTING - 1)
-        kept = markers[: MAX_NESTING - levels]
-        lines[index] = " " * (2 * levels) + " ".join(kept) + " " + line[match.end() :]
+        lines[index] = match.group(1) + " ".join(markers[:MAX_NESTING]) + " " + line[match.end() :]
     return "\n".join(lines)
 
 
@@ -180,8 +187,9 @@ class PartSplitter:
         return self.budget
 
     def cheap(self, markdown: str) -> bool:
-        """Splitting `markdown` now takes about a millisecond (little unsealed text)."""
-        return len(markdown) - self._start <= INLINE_SOURCE
+        """Splitting `markdown` now takes about a millisecond (little unsealed text, and no
+        earlier call still running in a thread that this one would have to wait for)."""
+        return len(markdown) - self._start <= INLINE_SOURCE and not self._lock.locked()
 
     def parts(self, markdown: str) -> list[Frame]:
         """All parts for the answer so far: sealed ones, then the open one. Thread-safe: a

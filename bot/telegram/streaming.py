@@ -13,6 +13,7 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -34,6 +35,7 @@ from telegramify_markdown.entity import utf16_len
 
 from bot.i18n import Translator
 from bot.lifecycle import stop_tasks
+from bot.logs import log_failure
 from bot.services.answering import Note, Outcome
 from bot.telegram.pacer import Pacer, Priority
 from bot.telegram.render import MESSAGE_LIMIT, Frame, PartSplitter, reasoning_block
@@ -42,7 +44,10 @@ from bot.upstream import display_name
 log = logging.getLogger(__name__)
 
 TYPING_EVERY = 4.5
-CALL_GRACE = 30.0
+# Long renders run here: two threads of their own, so they never queue behind (or hold up) the
+# default executor's DNS lookups and file work.
+RENDERING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="render")
+CALL_GRACE = 10.0  # below the service's shutdown delivery time, so a final still goes out
 FINAL_DELIVERY_ATTEMPTS = 8
 
 
@@ -162,6 +167,9 @@ class TelegramAnswer:
         self._changed.set()
         if self._writer is None and not self._closing:
             self._writer = asyncio.create_task(self._write_frames())
+            self._writer.add_done_callback(
+                lambda task: log_failure(task, f"the frames of answer {self.answer_id}", log)
+            )
 
     async def finish(self, markdown: str, outcome: Outcome) -> list[int]:
         self._markdown = markdown
@@ -234,7 +242,8 @@ class TelegramAnswer:
         if self._splitter.cheap(markdown):
             parts = self._splitter.parts(markdown)
         else:
-            parts = await asyncio.to_thread(self._splitter.parts, markdown)
+            loop = asyncio.get_running_loop()
+            parts = await loop.run_in_executor(RENDERING, self._splitter.parts, markdown)
         if self._reasoning_shown.text:
             parts[0] = self._reasoning_shown.above(parts[0])
         return parts

@@ -138,7 +138,8 @@ class BrowserLogin:
         browser, self._browser, self._tab = self._browser, None, None
         if browser is not None:
             browser.stop()
-        await stop_leftover_browsers(self.options.profile_dir)
+        # Shielded: a cancellation repeated during shutdown must not skip the kill fallback.
+        await asyncio.shield(stop_leftover_browsers(self.options.profile_dir))
 
     async def _start_browser(self) -> None:
         import nodriver
