@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.minimax_agent.credentials import AgentAuth
 from bot.telegram.render import PartSplitter
 from tests.conftest import forget_redis_keys, free_port, make_auth, scratch_postgres_database
 from tests.standins.hailuo import HailuoStandIn
+from tests.standins.minimax_agent import MiniMaxAgentStandIn
 from tests.standins.telegram import Limits, TelegramStandIn
 
 TOKEN = "424242:BENCH-token-for-loopback-only"
@@ -177,33 +179,57 @@ class Harness:
     async def run(self, implementation: str, shape: Shape) -> Result:
         telegram = TelegramStandIn(TOKEN, Limits())
         hailuo = HailuoStandIn()
+        agent = MiniMaxAgentStandIn()
         await telegram.start()
         await hailuo.start()
+        await agent.start()
         try:
-            return await self._run(implementation, shape, telegram, hailuo)
+            return await self._run(implementation, shape, telegram, hailuo, agent)
         finally:
             await telegram.stop()
             await hailuo.stop()
+            await agent.stop()
 
     async def _run(
-        self, implementation: str, shape: Shape, telegram: TelegramStandIn, hailuo: HailuoStandIn
+        self,
+        implementation: str,
+        shape: Shape,
+        telegram: TelegramStandIn,
+        hailuo: HailuoStandIn,
+        agent: MiniMaxAgentStandIn,
     ) -> Result:
         auth = make_auth(token="bench-token-0123456789")
         hailuo.valid_tokens.add(auth.token)
-        hailuo.first_chunk_delay = self.args.first_chunk_delay
-        hailuo.chunk_delay = 1 / self.args.chunks_per_second
+        hailuo.first_chunk_delay = agent.first_chunk_delay = self.args.first_chunk_delay
+        hailuo.chunk_delay = agent.chunk_delay = 1 / self.args.chunks_per_second
         hailuo.chunk_chars = self.args.chunk_chars
+        agent.chunks_for = lambda text: max(1, -(-len(text) // self.args.chunk_chars))
+        agent.heartbeat = False
         questions = self._questions(shape, telegram)
         by_text = {q.text: q for q in questions}
         hailuo.answer_for = lambda text: by_text[text.split(": ", 1)[-1]].answer
+        agent.answer_for = hailuo.answer_for
 
         run_dir = Path(tempfile.mkdtemp(dir=self.workdir, prefix=f"{implementation}-{shape.name}-"))
         auth_file = run_dir / "auth.json"
-        auth_file.write_text(auth.to_json())
+        on_agent = implementation == "agent"
+        if on_agent:
+            account = "900000000000000042"
+            login = AgentAuth(
+                token=agent.add_account(account),
+                real_user_id=account,
+                uuid="4d6c7b10-2f1e-4c3a-9b8d-0123456789ab",
+                device_id="52718364",
+            )
+            auth_file.write_text(json.dumps(login.to_storage()))
+        else:
+            auth_file.write_text(auth.to_json())
         env = {
             **os.environ,
             "BOT_TOKEN": TOKEN,
-            "UPSTREAM": "hailuo",
+            "UPSTREAM": "minimax-agent" if on_agent else "hailuo",
+            "MINIMAX_AGENT_URL": agent.api_url,
+            "MINIMAX_AGENT_STREAM_URL": agent.stream_url,
             "TELEGRAM_API_URL": telegram.base_url,
             "HAILUO_BASE_URL": hailuo.base_url,
             "DATABASE_URL": f"sqlite:///{run_dir / 'bot.sqlite3'}",
@@ -262,7 +288,12 @@ class Harness:
         result.cpu_seconds, result.peak_rss_mb = cpu - cpu_at_start, rss
         writes = [_db_writes(path.read_text(errors="replace")) for path in logs]
         result.db_writes = None if None in writes else sum(w or 0 for w in writes)
-        self._measure(result, questions, telegram, hailuo, shape)
+        asked = (
+            [(post.json()["content"], post.chunks) for post in agent.message_posts]
+            if on_agent
+            else [(request.fields["msgContent"], request.chunks) for request in hailuo.requests]
+        )
+        self._measure(result, questions, telegram, asked, shape)
         return result
 
     def _questions(self, shape: Shape, telegram: TelegramStandIn) -> list[Question]:
@@ -337,7 +368,7 @@ class Harness:
         result: Result,
         questions: list[Question],
         telegram: TelegramStandIn,
-        hailuo: HailuoStandIn,
+        asked: list[tuple[str, list[tuple[float, str]]]],
         shape: Shape,
     ) -> None:
         calls = [c for c in telegram.calls if c.method in FRAME_METHODS]
@@ -346,13 +377,13 @@ class Harness:
         result.rate_limited = len(refused)
         for call in refused:
             result.rate_limited_by[call.reason] = result.rate_limited_by.get(call.reason, 0) + 1
-        by_question = {r.fields["msgContent"].split(": ", 1)[-1]: r for r in hailuo.requests}
+        by_question = {text.split(": ", 1)[-1]: chunks for text, chunks in asked}
         saturated_window: tuple[float, float] | None = None
         if shape.streams >= 50:
             starts = sorted(q.asked_at for q in questions)
             saturated_window = (starts[0] + 5.0, starts[0] + 5.0 + max(shape.arrival_seconds, 10))
         for question in questions:
-            request = by_question.get(question.text)
+            chunks = by_question.get(question.text) or []
             shown = [
                 c
                 for c in calls
@@ -365,9 +396,9 @@ class Harness:
             expected = [question.answer] if naive else expected_parts(question.answer)
             if not all(part.strip() in final for part in expected):
                 result.lost_or_truncated += 1
-            if request is None or not request.chunks or not shown:
+            if not chunks or not shown:
                 continue
-            first_chunk = request.chunks[0][0]
+            first_chunk = chunks[0][0]
             visible = [c for c in shown if c.at >= first_chunk - 0.001]
             if visible:
                 overhead = (visible[0].at - first_chunk) * 1000
@@ -375,7 +406,7 @@ class Harness:
                     overhead
                 )
             lags = result.lag_group_s if question.group else result.lag_private_s
-            lags.extend(_staleness(shown, request.chunks, question.group))
+            lags.extend(_staleness(shown, chunks, question.group))
             if saturated_window is not None:
                 stamps = [c.at for c in shown if saturated_window[0] <= c.at <= saturated_window[1]]
                 result.intervals_s.extend(b - a for a, b in itertools.pairwise(stamps))
@@ -509,7 +540,7 @@ async def _main(args: argparse.Namespace) -> list[Result]:
         os.environ.setdefault("TEST_POSTGRES_URL", args.postgres_url)
         plan = [("cluster-1", saturated), ("cluster-2", saturated)]
     else:
-        plan = [("bridge", light), ("bridge", saturated)]
+        plan = [("bridge", light), ("bridge", saturated), ("agent", light)]
         if not args.skip_naive:
             plan.append(("naive", light))
     results = []

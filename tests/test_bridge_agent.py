@@ -3,17 +3,19 @@ against the Telegram and MiniMax Agent stand-ins (API and stream hosts on differ
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from bot.minimax_agent.credentials import AgentAuth
 from bot.storage.answers import AnswerStore
 from bot.storage.conversations import ConversationKey, ConversationStore
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
 from bot.storage.models import AnswerStatus
-from tests.bridge_env import ADMIN, running_agent_bridge
+from tests.bridge_env import ADMIN, AGENT_USER, agent_auth, running_agent_bridge
 from tests.conftest import sqlite_url
 from tests.standins.minimax_agent import AgentFault, MiniMaxAgentStandIn
 from tests.standins.telegram import TelegramStandIn
@@ -206,3 +208,24 @@ async def test_show_reasoning_puts_it_in_a_collapsed_quote_above_the_answer(
     assert message.text == "Short reasoning about the greeting.\n\nHello!"
     [quote] = [e for e in message.entities if e["type"] == "expandable_blockquote"]
     assert (quote["offset"], quote["length"]) == (0, len("Short reasoning about the greeting."))
+
+
+async def test_a_token_about_to_expire_is_renewed_before_answering(
+    tmp_path: Path, telegram: TelegramStandIn, agent: MiniMaxAgentStandIn
+) -> None:
+    setup(telegram)
+    expiring = agent_auth(agent).model_copy(
+        update={"token": agent.make_token(AGENT_USER, exp=int(time.time()) + 3600)}
+    )
+    async with running_agent_bridge(tmp_path, telegram, agent, auth=expiring) as env:
+        await telegram.send_text(ALICE, ALICE, "hello")
+        await telegram.wait_for(lambda: said(telegram, ALICE, "You said: hello"), what="answer")
+        login = await env.app.bridge.logins.current()
+    assert agent.renewals == 1
+    assert login is not None
+    assert isinstance(login.auth, AgentAuth)
+    assert login.auth.token != expiring.token, "the renewed token is stored"
+    assert login.auth.expires_at is not None
+    assert login.auth.expires_at.timestamp() > time.time() + 7 * 86400
+    [post] = agent.message_posts
+    assert post.headers["token"] == login.auth.token, "the question went with the new token"
