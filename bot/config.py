@@ -179,6 +179,8 @@ class Settings(BaseSettings):
         urls = [self.database_url]
         if self.redis_url is not None:
             urls.append(self.redis_url.get_secret_value())
+        if self.hailuo_proxy:
+            urls.append(self.hailuo_proxy)
         for url in urls:
             try:
                 password = urlsplit(url).password

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import threading
 from typing import Any
@@ -11,6 +12,19 @@ from typing import Any
 _secrets: set[str] = set()
 _lock = threading.Lock()
 MIN_SECRET_LENGTH = 6
+
+
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+
+
+def scrub_credentials(text: str) -> str:
+    """URLs lose their `user:password@` part (a proxy's error may print its URL)."""
+    return _URL_CREDENTIALS.sub(r"\1***@", text)
+
+
+def without_credentials(url: str) -> str:
+    """The URL without `user:password@`, for where a secret must not go at all."""
+    return _URL_CREDENTIALS.sub(r"\1", url)
 
 
 def register_secret(value: str | None) -> None:

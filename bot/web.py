@@ -15,6 +15,7 @@ from bot.services.health import HealthCheck
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header's name)
 
 
 class WebServer:
@@ -44,6 +45,9 @@ class WebServer:
             if self.draining:
                 # Telegram delivers the update again, to an instance that is not stopping.
                 return web.Response(status=503, text="shutting down")
+            if not request.headers.get(SECRET_HEADER, "").isascii():
+                # compare_digest refuses non-ASCII text with a TypeError (a 500): it is no secret.
+                return web.Response(status=401, text="Unauthorized")
             return await handler(request)
 
         return webhook

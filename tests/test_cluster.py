@@ -203,6 +203,9 @@ async def test_webhook_refuses_requests_without_the_secret(
             for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong-" + SECRET}):
                 async with session.post(url, json=update, headers=headers) as response:
                     assert response.status == 401
+            # A secret that is not even ASCII is refused too (not a 500 from compare_digest).
+            assert app.web.port is not None
+            assert await raw_post_status(app.web.port, "/telegram/webhook", "sécret-ü") == 401
             # The same update with the secret is served: the refusal was about the secret.
             headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
             async with session.post(url, json=update, headers=headers) as response:
@@ -625,6 +628,22 @@ async def test_stopping_instance_drains_postgres_redis(
     assert (a_url, 200) not in tries
     assert b.bridge.service.stats.started == 1
     assert final_texts(telegram, 42)[0]  # a's answer was delivered before it stopped
+
+
+async def raw_post_status(port: int, path: str, secret: str) -> int:
+    """POST with a secret header sent as raw UTF-8 bytes (HTTP clients refuse to)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body = b"{}"
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"X-Telegram-Bot-Api-Secret-Token: {secret}\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
+    writer.write(request)
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    return int(status_line.split()[1])
 
 
 class CuttableProxy:

@@ -14,6 +14,7 @@ import aiohttp
 from bot.hailuo.answer import AnswerAssembler
 from bot.hailuo.auth import AuthState
 from bot.hailuo.signing import body_to_yy, yy
+from bot.logs import scrub_credentials
 from bot.upstream import (
     DEFAULT_CHARACTER_ID,
     AuthRejected,
@@ -266,6 +267,11 @@ async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
     info = body.get("statusInfo") if isinstance(body.get("statusInfo"), dict) else {}
     code = info.get("code") if isinstance(info, dict) else None
     message = str(info.get("message") or response.reason or "") if isinstance(info, dict) else ""
+    if status == 407:
+        raise UpstreamUnavailable("the proxy asked for credentials (407): check HAILUO_PROXY")
+    if status == 403 and content_type == "text/html":
+        # A CDN's challenge page, not Hailuo's verdict on the login.
+        raise UpstreamUnavailable("Hailuo answered with a challenge page (403)")
     if status in (401, 403):
         raise AuthRejected(
             f"Hailuo refused the login ({status}): {message}".rstrip(": "), status=status
@@ -310,7 +316,12 @@ def _retry_after(header: str | None, body: dict[str, Any]) -> float | None:
 
 
 def _describe(exc: BaseException) -> str:
-    """An error's class and message, without the URL (its query holds device ids)."""
+    """An error's class and message, without the URL (its query holds device ids) and without
+    a proxy's credentials."""
+    return scrub_credentials(_explain(exc))
+
+
+def _explain(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         return (
             f"connection to {exc.host}:{exc.port} failed ({exc.os_error.strerror or exc.os_error})"

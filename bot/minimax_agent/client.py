@@ -21,6 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
+from bot.logs import scrub_credentials
 from bot.minimax_agent.credentials import AgentAuth
 from bot.minimax_agent.frames import FrameAssembler
 from bot.minimax_agent.signing import x_signature, yy
@@ -615,7 +616,12 @@ async def _drain(response: aiohttp.ClientResponse, *, chunk_was_eof: bool) -> bo
 
 
 def _describe(exc: BaseException) -> str:
-    """An error's class and message, without the URL (its query holds the token)."""
+    """An error's class and message, without the URL (its query holds the token) and without
+    a proxy's credentials."""
+    return scrub_credentials(_explain(exc))
+
+
+def _explain(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         return (
             f"connection to {exc.host}:{exc.port} failed ({exc.os_error.strerror or exc.os_error})"

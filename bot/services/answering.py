@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot.lifecycle import stop_tasks
-from bot.logs import log_failure
+from bot.logs import log_failure, scrub_credentials
 from bot.services.logins import ActiveLogin, LoginService
 from bot.services.queue import ConversationQueue, LocalConversationQueue, OnQueued, Ticket
 from bot.storage.answers import FINAL_STATUSES, AnswerStore, ConversationUpdate
@@ -350,15 +350,19 @@ class AnswerService:
                 log.exception("could not deliver answer %s", answer_id)
                 message_ids = []
                 outcome = Outcome(AnswerStatus.FAILED, Note.INTERNAL, "delivery failed")
-            await self._answers.finish(
-                answer_id,
-                outcome.status,
-                chars=len(progress.text),
-                bot_message_ids=message_ids,
-                error_kind=outcome.note.value if outcome.note is not Note.NONE else None,
-                error_text=outcome.detail or None,
-                conversation=self._conversation_update(record, progress, self._client.name),
-            )
+            try:
+                await self._answers.finish(
+                    answer_id,
+                    outcome.status,
+                    chars=len(progress.text),
+                    bot_message_ids=message_ids,
+                    error_kind=outcome.note.value if outcome.note is not Note.NONE else None,
+                    error_text=outcome.detail or None,
+                    conversation=self._conversation_update(record, progress, self._client.name),
+                )
+            except Exception:
+                log.exception("could not save answer %s; closing its row", answer_id)
+                await self._answers.close(answer_id, outcome.status, "storage")
         finally:
             del self.running[answer_id]
             if not self.running:
@@ -511,7 +515,7 @@ class AnswerService:
 
     def _upstream_failed(self, exc: UpstreamFailure) -> str:
         """Count the failure; return the upstream's words, short enough for any message."""
-        detail = shorten(exc.message, MAX_DETAIL_CHARS)
+        detail = shorten(scrub_credentials(exc.message), MAX_DETAIL_CHARS)
         self.stats.last_upstream_error = detail
         if self._metrics is not None:
             self._metrics.upstream_error(exc.kind)
@@ -552,14 +556,14 @@ class AnswerService:
             await self._stop_relay.request_stop(answer_id)
 
     async def stop_in(self, chat_id: int, thread_id: int, user_id: int | None) -> int:
-        """Stop what is being written in a chat's topic (for `user_id`: their answers and the
-        shared ones); returns how many answers were asked to stop."""
+        """Stop what is being written in a chat's topic: the answers `user_id` asked for (None:
+        all of them, for a group admin); returns how many answers were asked to stop."""
         targets = {
             running.answer_id
             for running in self.running.values()
             if running.question.chat_id == chat_id
             and running.question.thread_id == thread_id
-            and (user_id is None or running.question.key.user_id in (0, user_id))
+            and (user_id is None or running.question.user_id == user_id)
         }
         if self._stop_relay is not None:  # streaming on other instances
             targets.update(await self._answers.unfinished_in(chat_id, thread_id, user_id))

@@ -21,6 +21,7 @@ from bot.storage.models import (
     ConversationRow,
     utcnow,
 )
+from bot.storage.values import clean, upstream_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +145,14 @@ class AnswerStore:
         async with self._db.writing() as session:
             if conversation is not None:
                 values: dict[str, object] = {
-                    "upstream": conversation.upstream,
-                    "upstream_chat_id": conversation.upstream_chat_id,
-                    "token_fingerprint": conversation.token_fingerprint,
+                    "upstream": clean(conversation.upstream, 32),
+                    "upstream_chat_id": upstream_id(conversation.upstream_chat_id),
+                    "token_fingerprint": clean(conversation.token_fingerprint, 32),
                     "message_count": ConversationRow.message_count + 1,
                     "updated_at": utcnow(),
                 }
                 if conversation.title:
-                    values["title"] = conversation.title[:256]
+                    values["title"] = clean(conversation.title, 256)
                 await session.execute(
                     update(ConversationRow)
                     .where(ConversationRow.id == conversation.conversation_id)
@@ -165,9 +166,19 @@ class AnswerStore:
                     chars=chars,
                     bot_message_ids=bot_message_ids,
                     error_kind=error_kind,
-                    error_text=error_text[:2000] if error_text else None,
+                    error_text=clean(error_text, 2000) if error_text else None,
                     finished_at=utcnow(),
                 )
+            )
+
+    async def close(self, answer_id: int, status: AnswerStatus, error_kind: str) -> None:
+        """The smallest final write, when the full one failed: the row must not stay
+        `streaming` (it would look like a crash forever)."""
+        async with self._db.writing() as session:
+            await session.execute(
+                update(AnswerRow)
+                .where(AnswerRow.id == answer_id)
+                .values(status=status, error_kind=error_kind, finished_at=utcnow())
             )
 
     async def get(self, answer_id: int) -> AnswerRecord | None:
@@ -185,8 +196,7 @@ class AnswerStore:
             return [AnswerRecord.of(row) for row in rows]
 
     async def unfinished_in(self, chat_id: int, thread_id: int, user_id: int | None) -> list[int]:
-        """Unfinished answers in a chat's topic that `user_id` may stop: in conversations shared
-        by the chat, or their own (None: all)."""
+        """Unfinished answers in a chat's topic asked by `user_id` (None: all of them)."""
         query = (
             select(AnswerRow.id)
             .join(ConversationRow, ConversationRow.id == AnswerRow.conversation_id)
@@ -197,7 +207,7 @@ class AnswerStore:
             )
         )
         if user_id is not None:
-            query = query.where(ConversationRow.user_id.in_((0, user_id)))
+            query = query.where(AnswerRow.user_id == user_id)
         async with self._db.reading() as session:
             return list(await session.scalars(query))
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.database import Database
 from bot.storage.models import NO_TOPIC, SHARED, ChatSettingsRow, ConversationRow, utcnow
+from bot.storage.values import clean, upstream_id
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +113,14 @@ class ConversationStore:
     ) -> None:
         """After an answer: remember the upstream conversation and count the exchange."""
         values: dict[str, object] = {
-            "upstream": upstream,
-            "upstream_chat_id": upstream_chat_id,
-            "token_fingerprint": token_fingerprint,
+            "upstream": clean(upstream, 32),
+            "upstream_chat_id": upstream_id(upstream_chat_id),
+            "token_fingerprint": clean(token_fingerprint, 32),
             "message_count": ConversationRow.message_count + 1,
             "updated_at": utcnow(),
         }
         if title:
-            values["title"] = title[:256]
+            values["title"] = clean(title, 256)
         async with self._db.writing() as session:
             await session.execute(
                 update(ConversationRow).where(ConversationRow.id == conversation_id).values(values)

@@ -112,7 +112,9 @@ class Bridge:
                 t.plural("too_long", len(text), limit=self.settings.max_input_chars),
             )
             return
-        if not self._limiter.hit(self._per_user, str(user.id)):
+        # Anonymous admins and channels all post as one Telegram user: key them by the chat.
+        sender = f"chat:{message.sender_chat.id}" if message.sender_chat else str(user.id)
+        if not self._limiter.hit(self._per_user, sender):
             await self.reply(message, t("rate_limited"))
             return
         if (migration := self._migrations.get(message.chat.id)) is not None:
@@ -217,6 +219,20 @@ class Bridge:
                 new_chat_id,
                 moved,
             )
+
+    async def sent_by_admin(self, message: Message) -> bool:
+        """The sender administers the message's group (an anonymous admin posts as the group)."""
+        if message.sender_chat is not None:
+            return message.sender_chat.id == message.chat.id
+        user = message.from_user
+        return user is not None and await self.is_chat_admin(message.chat.id, user.id)
+
+    async def shared_in_group(self, message: Message) -> bool:
+        """The message belongs to a group's conversation shared by its members."""
+        return (
+            message.chat.type in ("group", "supergroup")
+            and self.context_mode(message.chat.id) is ContextMode.SHARED
+        )
 
     async def is_chat_admin(self, chat_id: int, user_id: int) -> bool:
         try:

@@ -6,11 +6,15 @@ an update wait (and never lets a later update of the same chat overtake it).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from aiogram.types import Chat, User
 
 from bot.i18n import Translator, language_for, translator
 from bot.storage.chat_settings import ChatSettings, ChatSettingsStore, UserSettingsStore
 from bot.storage.database import Database
+
+MAX_SEEN = 10_000
 
 
 class Languages:
@@ -19,7 +23,8 @@ class Languages:
         self._users_store = UserSettingsStore(database)
         self._chats: dict[int, str] = {}  # set by a group admin
         self._users: dict[int, str] = {}  # chosen with /lang
-        self._seen: dict[int, str] = {}  # Telegram's language_code, as last seen
+        # Telegram's language_code, as last seen; bounded: every stranger would add one.
+        self._seen: OrderedDict[int, str] = OrderedDict()
 
     async def load(self, chats: list[ChatSettings]) -> None:
         """Start from the stored choices (the chats' settings are read once, by the caller)."""
@@ -34,6 +39,9 @@ class Languages:
     def for_event(self, user: User | None, chat: Chat | None) -> Translator:
         if user is not None and user.language_code:
             self._seen[user.id] = user.language_code
+            self._seen.move_to_end(user.id)
+            if len(self._seen) > MAX_SEEN:
+                self._seen.popitem(last=False)
         if chat is not None and chat.type != "private" and chat.id in self._chats:
             return translator(self._chats[chat.id])
         if user is not None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from bot.logs import without_credentials
 from bot.upstream.credentials import Credentials
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,12 @@ class BrowserLogin:
         await stop_leftover_browsers(self.options.profile_dir)  # a crash may have left one
         arguments = list(BROWSER_ARGS)
         if self.options.proxy:
-            arguments.append(f"--proxy-server={self.options.proxy}")
+            # Chromium takes no credentials here, and a command line is readable by every
+            # local user: the proxy goes without them (it must allow the server's address).
+            proxy = without_credentials(self.options.proxy)
+            if proxy != self.options.proxy:
+                log.warning("the browser login uses the proxy without its credentials")
+            arguments.append(f"--proxy-server={proxy}")
         try:
             self._browser = await nodriver.start(
                 headless=self.options.headless,

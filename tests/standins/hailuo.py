@@ -63,6 +63,7 @@ class Fault(enum.Enum):
     MALFORMED_LINE = "a data: line that is not JSON"
     SPLIT_MULTIBYTE = "a chunk ends inside a character, and a write splits one"
     STREAM_STATUS_ERROR = "a message_result with a non-zero statusInfo"
+    CHALLENGE_403 = "403 with a CDN's HTML challenge page"
 
 
 @dataclass
@@ -191,6 +192,12 @@ class HailuoStandIn:
         if fault is Fault.BAD_SIGNATURE or received.headers.get("yy") != signature:
             return _status(400, 2, "signature mismatch, check request parameters")
         token = received.headers.get("token", "")
+        if fault is Fault.CHALLENGE_403:
+            return web.Response(
+                status=403,
+                text="<html><title>Just a moment...</title></html>",
+                content_type="text/html",
+            )
         if fault is Fault.UNAUTHORIZED or token not in self.valid_tokens:
             return _status(401, 1004, "token invalid, please login again")
         if fault is Fault.EXPIRED_JSON:

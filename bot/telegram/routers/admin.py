@@ -23,7 +23,7 @@ from bot.services.factories import login_options
 from bot.services.login_runner import LoginBusy, LoginCancelled, LoginRunner
 from bot.storage.models import AnswerStatus
 from bot.telegram.bridge import Bridge
-from bot.telegram.filters import CallbackPrefix
+from bot.telegram.filters import CallbackPrefix, ChatTypes
 from bot.upstream import display_name
 from bot.upstream.browser import LoginDone, LoginError, LoginEvent, LoginLink, LoginStage
 
@@ -226,6 +226,22 @@ async def admins_only(message: Message, bridge: Bridge, t: Translator) -> None:
     await bridge.reply(message, t("admins_only"))
 
 
+async def in_private_only(message: Message, bridge: Bridge, t: Translator) -> None:
+    await bridge.reply(message, t("admin_in_private"))
+
+
+async def private_only_button(query: CallbackQuery, t: Translator) -> None:
+    await query.answer(t("admins_only"), show_alert=True)
+
+
+class PrivateCallback(BaseFilter):
+    """A button pressed under a message in a private chat."""
+
+    async def __call__(self, query: CallbackQuery) -> bool:
+        message = query.message
+        return message is not None and message.chat.type == "private"
+
+
 def _duration(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     days, rest = divmod(seconds, 86400)
@@ -243,8 +259,10 @@ def _duration(seconds: float) -> str:
 def create_router() -> Router:
     router = Router(name="admin")
     admins = Router(name="admin.only")
-    admins.message.filter(IsAdmin())
-    admins.callback_query.filter(IsAdmin())
+    # Admin commands and buttons answer in private chats only: a group would see the login URL
+    # (with its noVNC password), the screenshots and the bot's state.
+    admins.message.filter(ChatTypes("private"), IsAdmin())
+    admins.callback_query.filter(PrivateCallback(), IsAdmin())
     admins.message.register(login, Command("login"))
     admins.message.register(status, Command("status"))
     admins.message.register(logout, Command("logout"))
@@ -252,6 +270,10 @@ def create_router() -> Router:
     # Everyone else: a clear refusal, and nothing starts.
     others = Router(name="admin.others")
     others.message.register(status_for_users, Command("status"))
+    others.message.register(
+        in_private_only, Command("login", "logout"), ChatTypes("group", "supergroup")
+    )
     others.message.register(admins_only, Command("login", "logout"))
+    others.callback_query.register(private_only_button, CallbackPrefix("login:"))
     router.include_routers(admins, others)
     return router

@@ -13,6 +13,10 @@ from bot.telegram.filters import ChatTypes
 
 
 async def new_conversation(message: Message, bridge: Bridge, t: Translator) -> None:
+    """A shared group conversation belongs to the group: only its admins start it afresh."""
+    if await bridge.shared_in_group(message) and not await bridge.sent_by_admin(message):
+        await bridge.reply(message, t("new_admins_only"))
+        return
     await bridge.new_conversation(message, t)
 
 
@@ -21,7 +25,9 @@ async def title(message: Message, bridge: Bridge, t: Translator) -> None:
 
 
 async def stop(message: Message, bridge: Bridge, t: Translator) -> None:
-    user_id = message.from_user.id if message.from_user else None
+    """The button's rule: the asker stops their own answers; a group admin stops any."""
+    everyone = message.chat.type == "private" or await bridge.sent_by_admin(message)
+    user_id = None if everyone else (message.from_user.id if message.from_user else 0)
     stopped = await bridge.service.stop_in(message.chat.id, topic_of(message) or 0, user_id)
     if not stopped:
         await bridge.reply(message, t("nothing_to_stop"))
@@ -35,9 +41,7 @@ async def context_mode(
     if wanted not in {mode.value for mode in ContextMode}:
         await bridge.reply(message, t("context_usage", mode=current.value))
         return
-    anonymous_admin = message.sender_chat is not None and message.sender_chat.id == message.chat.id
-    user_id = message.from_user.id if message.from_user else 0
-    if not anonymous_admin and not await bridge.is_chat_admin(message.chat.id, user_id):
+    if not await bridge.sent_by_admin(message):
         await bridge.reply(message, t("context_admins_only"))
         return
     await bridge.set_context_mode(message.chat.id, ContextMode(wanted))

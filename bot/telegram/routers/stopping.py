@@ -17,8 +17,9 @@ async def draft_stopped(event: MessageGenerationStopped, bridge: Bridge) -> None
 
 
 async def stop_button(query: CallbackQuery, bridge: Bridge, t: Translator) -> None:
-    answer_id = int((query.data or "stop:0").partition(":")[2] or 0)
-    target = await bridge.service.stop_target(answer_id)
+    raw = (query.data or "").partition(":")[2]
+    answer_id = int(raw) if raw.isascii() and raw.isdigit() else 0  # forged data: nothing
+    target = await bridge.service.stop_target(answer_id) if answer_id else None
     if target is None:
         await query.answer(t("stop_gone"))
         return
