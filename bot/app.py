@@ -32,11 +32,12 @@ from bot.services.answering import AnswerService
 from bot.services.factories import browser_login, build_upstream
 from bot.services.health import HealthCheck
 from bot.services.login_runner import LoginRunner
+from bot.services.usage import UsageLimits
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
 from bot.telegram.bridge import Bridge
 from bot.telegram.languages import Languages
-from bot.telegram.middlewares import AccessMiddleware, LanguageMiddleware
+from bot.telegram.middlewares import AccessMiddleware, LanguageMiddleware, ThrottleMiddleware
 from bot.telegram.notifier import TelegramAdminNotifier
 from bot.telegram.pacer import Pacer, PacingLimits
 from bot.telegram.routers import all_routers
@@ -127,6 +128,7 @@ class BotApp:
             queue=cluster.queue if cluster else None,
             instance_id=settings.instance_id,
             max_answer_chars=settings.max_answer_chars,
+            queue_depth=settings.queue_max_depth,
             stop_relay=cluster,
             metrics=metrics,
         )
@@ -159,6 +161,16 @@ class BotApp:
         dispatcher.update.outer_middleware(LanguageMiddleware(languages))
         dispatcher.message.outer_middleware(access)
         dispatcher.callback_query.outer_middleware(access)
+        usage = UsageLimits(
+            per_user=settings.questions_per_minute,
+            per_chat=settings.chat_requests_per_minute,
+            redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+            namespace=cluster.namespace if cluster else "hailuo-bridge:",
+        )
+        # Inner: only what a handler takes on counts (chatter the bot ignores does not).
+        throttle = ThrottleMiddleware(usage, settings.admin_ids)
+        dispatcher.message.middleware(throttle)
+        dispatcher.callback_query.middleware(throttle)
         dispatcher.include_routers(*all_routers())
         dispatcher.startup.register(cls._on_startup)
         dispatcher.shutdown.register(cls._on_shutdown)

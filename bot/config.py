@@ -56,7 +56,11 @@ class Settings(BaseSettings):
 
     allowed_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     allowed_chat_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    # Everything a person makes the bot do (questions, commands, buttons) counts: per user,
+    # and per group chat; shared by all instances through Redis.
     questions_per_minute: int = Field(default=10, ge=1)
+    chat_requests_per_minute: int = Field(default=20, ge=1)
+    queue_max_depth: int = Field(default=10, ge=1)
     max_input_chars: int = Field(default=4000, ge=1)
     # An answer longer than this is cut there (upstream stopped, what came is kept): bounds the
     # memory and rendering work a runaway or hostile answer can cost.

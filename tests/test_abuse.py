@@ -209,3 +209,48 @@ def test_the_language_cache_is_bounded() -> None:
         languages.for_event(user, None)
     assert languages.for_user(MAX_SEEN + 499).language == "ru"
     assert len(languages._seen) == MAX_SEEN
+
+
+async def test_one_limit_for_everything_and_one_refusal_per_window(
+    tmp_path: Path, telegram: TelegramStandIn, hailuo: HailuoStandIn
+) -> None:
+    """25 /help from Carol count against her limit like questions; she is told once; Bob is
+    answered all the same."""
+    setup(telegram)
+    async with running_bridge(tmp_path, telegram, hailuo, questions_per_minute=3):
+        for _ in range(25):
+            await telegram.send_text(GROUP, CAROL, "/help")
+        await telegram.send_text(GROUP, BOB, "/ask are you there?")
+        await telegram.wait_for(lambda: said(telegram, GROUP, "You said: Bob"), what="Bob")
+        await telegram.wait_for(lambda: said(telegram, GROUP, "faster than I can"), what="told")
+    replies_to_carol = [m for m in telegram.bot_messages(GROUP) if "You said" not in m.text]
+    assert len(replies_to_carol) == 4, "three helps and one refusal"
+    assert sum("faster than I can" in m.text for m in replies_to_carol) == 1
+
+
+async def test_a_group_has_a_limit_of_its_own(
+    tmp_path: Path, telegram: TelegramStandIn, hailuo: HailuoStandIn
+) -> None:
+    setup(telegram)
+    async with running_bridge(tmp_path, telegram, hailuo, chat_requests_per_minute=2):
+        for user in (BOB, CAROL, ALICE):
+            await telegram.send_text(GROUP, user, f"/ask from {user}")
+        await telegram.wait_for(lambda: said(telegram, GROUP, "faster than I can"), what="told")
+        await telegram.wait_for(
+            lambda: sum("You said" in text for text in texts(telegram, GROUP)) == 2,
+            what="two answers",
+        )
+
+
+async def test_a_full_conversation_queue_refuses_more(
+    tmp_path: Path, telegram: TelegramStandIn, hailuo: HailuoStandIn
+) -> None:
+    setup(telegram)
+    hailuo.chunk_count, hailuo.chunk_delay = 20, 0.1
+    async with running_bridge(tmp_path, telegram, hailuo, queue_max_depth=2):
+        for text in ("one", "two", "three", "four"):
+            await telegram.send_text(ALICE, ALICE, text)
+        await telegram.wait_for(lambda: said(telegram, ALICE, "Too many requests"), what="told")
+        await telegram.wait_for(lambda: said(telegram, ALICE, "You said: three"), what="three")
+    assert not said(telegram, ALICE, "You said: four")
+    assert [r.fields["msgContent"] for r in hailuo.requests] == ["one", "two", "three"]

@@ -739,6 +739,41 @@ async def test_a_waiting_question_survives_a_redis_outage_redis() -> None:
         await proxy.stop()
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_the_question_limit_holds_across_instances_postgres_redis(
+    tmp_path: Path,
+    own_telegram: TelegramStandIn,
+    hailuo: HailuoStandIn,
+    shared_state: tuple[str, str],
+) -> None:
+    """Two instances, a limit of two questions a minute: updates alternate between them, and
+    still only two are answered (per process it would have been four)."""
+    telegram = own_telegram
+    database_url, redis_url = shared_state
+    telegram.add_private_chat(42, "Alice")
+    settings = {"redis_url": redis_url, "questions_per_minute": 2}
+    try:
+        async with (
+            instance(tmp_path, telegram, hailuo, database_url, "a", **settings),
+            instance(tmp_path, telegram, hailuo, database_url, "b", **settings),
+        ):
+            for text in ("one", "two", "three", "four"):
+                await telegram.send_text(42, 42, text)
+            await telegram.wait_for(
+                lambda: any("faster than I can" in t for t in final_texts(telegram, 42)),
+                what="the refusal",
+            )
+            await telegram.wait_for(
+                lambda: sum("You said" in t for t in final_texts(telegram, 42)) == 2,
+                what="two answers",
+            )
+            assert {backend for _, backend, _ in telegram.deliveries} == set(telegram.backends)
+    finally:
+        await forget_redis_keys(redis_url, telegram.token)
+    assert len(hailuo.requests) == 2
+
+
 @pytest.mark.redis
 async def test_shutdown_ends_while_a_redis_call_hangs_redis(
     caplog: pytest.LogCaptureFixture,

@@ -191,6 +191,7 @@ class AnswerService:
         stop_relay: StopRelay | None = None,
         metrics: AnswerMetrics | None = None,
         max_answer_chars: int = 64_000,
+        queue_depth: int = 10,
     ) -> None:
         self._conversations = ConversationStore(database)
         self._answers = AnswerStore(database)
@@ -202,6 +203,7 @@ class AnswerService:
         self._stop_relay = stop_relay
         self._metrics = metrics
         self._max_answer_chars = max_answer_chars
+        self._queue_depth = queue_depth
         self._jobs: set[asyncio.Task[None]] = set()
         self.running: dict[int, RunningAnswer] = {}
         self.stats = AnswerStats()
@@ -217,15 +219,20 @@ class AnswerService:
         order: int,
         job: Callable[[], Awaitable[None]],
         on_queued: OnQueued | None = None,
-    ) -> None:
+    ) -> bool:
         """Take the conversation's next place for `job` (ordered by `order`, the message id) and
         return at once: `job` runs in a background task when its turn comes, holding the
         conversation. A handler that calls this is done in milliseconds, so the update it holds
-        (and any lock on its chat) is free long before the answer is."""
-        ticket = await self._queue.join(conversation_name(key), order)
+        (and any lock on its chat) is free long before the answer is. False (and nothing
+        queued) when the conversation already has `queue_depth` requests waiting."""
+        name = conversation_name(key)
+        if self._queue.waiting(name) >= self._queue_depth:
+            return False
+        ticket = await self._queue.join(name, order)
         task = asyncio.create_task(self._in_turn(ticket, job, on_queued))
         self._jobs.add(task)
         task.add_done_callback(lambda done: self._job_done(done, ticket))
+        return True
 
     async def _in_turn(
         self, ticket: Ticket, job: Callable[[], Awaitable[None]], on_queued: OnQueued | None

@@ -9,12 +9,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
-import limits
 from aiogram import Bot
-from aiogram.exceptions import AiogramError, TelegramAPIError
+from aiogram.exceptions import AiogramError, TelegramAPIError, TelegramRetryAfter
 from aiogram.types import Message, ReplyParameters
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 
 from bot.config import Settings
 from bot.i18n import Translator
@@ -28,10 +25,12 @@ from bot.storage.conversations import ConversationKey, ConversationStore
 from bot.storage.database import Database
 from bot.storage.models import NO_TOPIC, SHARED, ContextMode, utcnow
 from bot.telegram.languages import Languages
-from bot.telegram.pacer import Pacer
+from bot.telegram.pacer import Pacer, Priority
 from bot.telegram.streaming import Place, TelegramAnswer, note_text
 
 log = logging.getLogger(__name__)
+
+NOTICE_ATTEMPTS = 4
 
 # An answer this old whose instance is not running will not be finished by anyone.
 ABANDONED_AFTER = timedelta(minutes=10)
@@ -67,8 +66,6 @@ class Bridge:
         self.conversations = ConversationStore(database)
         self.answers = AnswerStore(database)
         self.chat_settings = ChatSettingsStore(database)
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._per_user = limits.RateLimitItemPerMinute(settings.questions_per_minute)
         self._modes: dict[int, ContextMode] = {}
         self._migrations: dict[int, asyncio.Event] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -112,11 +109,6 @@ class Bridge:
                 t.plural("too_long", len(text), limit=self.settings.max_input_chars),
             )
             return
-        # Anonymous admins and channels all post as one Telegram user: key them by the chat.
-        sender = f"chat:{message.sender_chat.id}" if message.sender_chat else str(user.id)
-        if not self._limiter.hit(self._per_user, sender):
-            await self.reply(message, t("rate_limited"))
-            return
         if (migration := self._migrations.get(message.chat.id)) is not None:
             await migration.wait()  # the group's conversations are on their way to this chat
         key = self.key_for(message)
@@ -153,14 +145,15 @@ class Bridge:
             )
 
         async def queued(position: int) -> None:
-            await self.reply(message, t.plural("queued", position))
+            await self.say(message, t.plural("queued", position))
 
         async def answer() -> None:
             outcome = await self.service.answer(question, make_output)
             if isinstance(outcome, Refusal):
-                await self.reply(message, note_text(outcome.note, t))
+                await self.say(message, note_text(outcome.note, t))
 
-        await self.service.schedule(key, message.message_id, answer, queued)
+        if not await self.service.schedule(key, message.message_id, answer, queued):
+            await self.reply(message, t("queue_full"))
 
     async def new_conversation(self, message: Message, t: Translator) -> None:
         """/new, in its turn: questions sent before it are answered in the old conversation."""
@@ -168,9 +161,10 @@ class Bridge:
 
         async def reset() -> None:
             done = await self.service.reset(key)
-            await self.reply(message, t("new_conversation") if done else t("nothing_to_reset"))
+            await self.say(message, t("new_conversation") if done else t("nothing_to_reset"))
 
-        await self.service.schedule(key, message.message_id, reset)
+        if not await self.service.schedule(key, message.message_id, reset):
+            await self.reply(message, t("queue_full"))
 
     async def show_title(self, message: Message, t: Translator) -> None:
         """/title, in its turn: the title includes what the answers before it taught us."""
@@ -178,23 +172,38 @@ class Bridge:
 
         async def title() -> None:
             name = await self.service.title(key)
-            await self.reply(message, t("title", title=name) if name else t("no_title"))
+            await self.say(message, t("title", title=name) if name else t("no_title"))
 
-        await self.service.schedule(key, message.message_id, title)
+        if not await self.service.schedule(key, message.message_id, title):
+            await self.reply(message, t("queue_full"))
 
     async def reply(self, message: Message, text: str) -> None:
-        """A short notice in the message's chat and topic; failures are logged, not raised."""
-        try:
-            await self.bot.send_message(
-                chat_id=message.chat.id,
-                message_thread_id=topic_of(message),
-                text=text,
-                reply_parameters=ReplyParameters(
-                    message_id=message.message_id, allow_sending_without_reply=True
-                ),
-            )
-        except TelegramAPIError as exc:
-            log.warning("could not reply in chat %s: %s", message.chat.id, exc)
+        """A short notice from a handler, sent in the background: a handler (and the webhook
+        request holding it) never waits for a paced send."""
+        self.spawn(self.say(message, text))
+
+    async def say(self, message: Message, text: str) -> None:
+        """A short notice in the message's chat and topic, awaited: for work that runs in a
+        conversation's turn, so the next turn's answer cannot overtake it. Notices go behind
+        answers' first frames and finals, ahead of their intermediate frames."""
+        chat_id, thread_id, reply_to = message.chat.id, topic_of(message), message.message_id
+        for _ in range(NOTICE_ATTEMPTS):
+            try:
+                async with self.pacer.permit(chat_id, Priority.NOTICE):
+                    await self.bot.send_message(
+                        chat_id=chat_id,
+                        message_thread_id=thread_id,
+                        text=text,
+                        reply_parameters=ReplyParameters(
+                            message_id=reply_to, allow_sending_without_reply=True
+                        ),
+                    )
+                return
+            except TelegramRetryAfter:
+                continue  # the pacer holds the chat for retry_after; then again
+            except TelegramAPIError as exc:
+                log.warning("could not reply in chat %s: %s", chat_id, exc)
+                return
 
     # --- chat lifecycle ------------------------------------------------------------------------
 

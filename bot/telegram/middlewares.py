@@ -1,4 +1,4 @@
-"""Outer middlewares: each update's language, and access control."""
+"""Middlewares: each update's language, access control, and the usage limit."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from bot.i18n import Translator
+from bot.services.usage import UsageLimits
 from bot.telegram.languages import Languages
 
 
@@ -59,4 +60,39 @@ class AccessMiddleware(BaseMiddleware):
             await event.answer(refusal)
         if isinstance(event, Message) and event.chat.type == "private":
             await event.answer(refusal)
+        return None
+
+
+class ThrottleMiddleware(BaseMiddleware):
+    """One limit for everything a person makes the bot do (an inner middleware: only updates a
+    handler takes on count). Anonymous admins and channels all post as one Telegram user, so
+    they are counted by the chat they post as. Admins are not limited."""
+
+    def __init__(self, usage: UsageLimits, admins: frozenset[int]) -> None:
+        self._usage = usage
+        self._admins = admins
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        message = event if isinstance(event, Message) else None
+        if isinstance(event, CallbackQuery) and isinstance(event.message, Message):
+            message = event.message
+        user = data.get("event_from_user")
+        if message is None or user is None or user.id in self._admins:
+            return await handler(event, data)
+        sender = event.sender_chat if isinstance(event, Message) else None
+        user_key = f"chat{sender.id}" if sender is not None else str(user.id)
+        chat_key = None if message.chat.type == "private" else str(message.chat.id)
+        verdict = await self._usage.take(user_key, chat_key)
+        if verdict.allowed:
+            return await handler(event, data)
+        t: Translator = data["t"]
+        if isinstance(event, CallbackQuery):
+            await event.answer(t("rate_limited") if verdict.tell else None)
+        elif verdict.tell:
+            await data["bridge"].reply(event, t("rate_limited"))
         return None

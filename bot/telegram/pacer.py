@@ -44,8 +44,9 @@ URGENT_HEAD_START = 60.0
 
 
 class Priority(enum.IntEnum):
-    URGENT = 0  # first frame of an answer, final messages, replies to commands
-    FRAME = 1  # intermediate streaming frames: coalesced, may wait
+    URGENT = 0  # first frame of an answer, final messages, notices to admins
+    NOTICE = 1  # replies to commands and refusals: behind answers, ahead of their frames
+    FRAME = 2  # intermediate streaming frames: coalesced, may wait
 
 
 @dataclass(frozen=True, slots=True)
