@@ -177,6 +177,7 @@ class BotApp:
         app = cls(settings, database, pacer, bot, bridge, dispatcher, metrics, cluster)
         if cluster is not None:
             cluster.on_stop(service.stop_here)
+            cluster.on_lease_lost(service.stop_all_here)
             cluster.on_login_request(app._login_request)
         if settings.web_port is not None:
             webhook = None

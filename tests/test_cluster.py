@@ -741,6 +741,58 @@ async def test_a_waiting_question_survives_a_redis_outage_redis() -> None:
 
 @pytest.mark.postgres
 @pytest.mark.redis
+async def test_an_instance_cut_off_from_redis_gives_up_before_another_takes_over_postgres_redis(
+    tmp_path: Path,
+    own_telegram: TelegramStandIn,
+    hailuo: HailuoStandIn,
+    shared_state: tuple[str, str],
+) -> None:
+    """Instance a streams a long answer and loses Redis for longer than its heartbeat: the
+    others will take its turn for dead. It gives its answer up (marked interrupted) before
+    that can happen, so b's answer to the next question never streams beside it."""
+    telegram = own_telegram
+    database_url, redis_url = shared_state
+    target = urlsplit(redis_url)
+    proxy = CuttableProxy(target.port or 6379)
+    await proxy.start()
+    flaky_url = f"redis://127.0.0.1:{proxy.port}{target.path}"
+    telegram.add_private_chat(42, "Alice")
+    hailuo.chunk_count, hailuo.chunk_delay = 300, 0.2  # a minute of answer
+    try:
+        async with (
+            instance(tmp_path, telegram, hailuo, database_url, "a", redis_url=flaky_url) as a,
+            instance(tmp_path, telegram, hailuo, database_url, "b", redis_url=redis_url) as b,
+        ):
+            assert a.web is not None and b.web is not None
+            a_url, b_url = (f"http://127.0.0.1:{app.web.port}" for app in (a, b) if app.web)
+            telegram.backends[:] = [a_url]
+            await telegram.send_text(42, 42, "a long story")
+            await telegram.wait_for(lambda: len(hailuo.requests) == 1, what="a asking")
+            await telegram.wait_for(lambda: len(hailuo.requests[0].chunks) >= 3, what="streaming")
+            proxy.cut()  # a loses Redis; its answer would go on for most of a minute
+            await telegram.wait_for(
+                lambda: any("interrupted" in t for t in final_texts(telegram, 42)),
+                timeout=60,
+                what="a giving its answer up",
+            )
+            assert await hailuo.wait_outcome(0) == "disconnected"
+            telegram.backends[:] = [b_url]
+            hailuo.chunk_count, hailuo.chunk_delay = 4, 0.05
+            await telegram.send_text(42, 42, "still there?")
+            await telegram.wait_for(
+                lambda: any("still there?" in t for t in final_texts(telegram, 42)),
+                timeout=90,
+                what="b answering",
+            )
+    finally:
+        await proxy.stop()
+        await forget_redis_keys(redis_url, telegram.token)
+    first, second = hailuo.requests
+    assert first.chunks[-1][0] < second.chunks[0][0], "the two answers never overlapped"
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
 async def test_the_question_limit_holds_across_instances_postgres_redis(
     tmp_path: Path,
     own_telegram: TelegramStandIn,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 
@@ -87,3 +88,17 @@ async def test_conversation_queue_orders_waiters_by_message() -> None:
     await asyncio.gather(first, *late)
     assert order == [1, 2, 3, 4]
     assert queue.waiting("chat") == 0
+
+
+async def test_the_pacer_says_when_it_is_busy() -> None:
+    """A typing indicator is dropped while calls wait for permits."""
+    pacer = Pacer(PacingLimits(global_per_second=29, chat_interval=1.0))
+    assert not pacer.busy
+    async with pacer.permit(7, Priority.FRAME):
+        waiter = asyncio.create_task(pacer.acquire(7, Priority.FRAME))  # same chat: must wait
+        await asyncio.sleep(0.05)
+        assert pacer.busy
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+    await pacer.close()

@@ -8,6 +8,7 @@ stop and login requests, and the lock that lets one browser login run at a time.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,12 +21,15 @@ from bot.cluster.pacing import RedisPacingBudget
 from bot.cluster.presence import InstanceIdInUse, Presence
 from bot.cluster.queue import RedisConversationQueue
 from bot.config import ConfigError
-from bot.lifecycle import finish_within
+from bot.lifecycle import BackgroundLoop, finish_within
 from bot.telegram.pacer import PacingLimits
 
 __all__ = ["Cluster", "ClusterError", "InstanceIdInUse"]
 
+log = logging.getLogger(__name__)
+
 COMMAND_TIMEOUT = 5.0
+LEASE_CHECK_SECONDS = 0.5
 STOP_EVENT = "stop"
 LOGIN_EVENT = "login"
 
@@ -49,6 +53,8 @@ class Cluster:
         self.bus = EventBus(redis, f"{namespace}events")
         self.queue = RedisConversationQueue(redis, namespace, self.presence, self.bus)
         self.pacing = RedisPacingBudget(redis, namespace, self.presence.incarnation, limits)
+        self._lease_watch = BackgroundLoop("lease watch")
+        self._on_lease_lost: list[Callable[[], None]] = []
         self._login_lock: Lock = redis.lock(
             f"{namespace}login", timeout=login_timeout + 120, blocking=False
         )
@@ -85,9 +91,26 @@ class Cluster:
             await self.bus.start()
         except RedisError as exc:
             raise ClusterError(f"Redis is unavailable ({type(exc).__name__})") from None
+        self._lease_watch.start(self._watch_lease)
+
+    def on_lease_lost(self, give_up: Callable[[], None]) -> None:
+        """`give_up` runs when this instance can no longer be sure the others see it alive:
+        what it holds (answers being streamed) must stop before another instance takes over."""
+        self._on_lease_lost.append(give_up)
+
+    async def _watch_lease(self) -> None:
+        held = True
+        while await self._lease_watch.pause(LEASE_CHECK_SECONDS):
+            now_held = self.presence.lease_held
+            if held and not now_held:
+                log.warning("lost contact with Redis: giving up the answers in progress")
+                for give_up in self._on_lease_lost:
+                    give_up()
+            held = now_held
 
     async def close(self) -> None:
         """Give up what this process holds in Redis; bounded, however Redis behaves."""
+        await self._lease_watch.stop()
         await self.queue.close()
         await self.bus.stop()
         await finish_within(self.presence.stop(), "leaving the Redis presence", deadline=20.0)

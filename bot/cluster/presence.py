@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 TTL_SECONDS = 10.0
 BEAT_SECONDS = 3.0
+# This process's claims may lapse TTL_SECONDS after its last good heartbeat; it gives up what it
+# holds this much earlier, so another instance never takes over work still in progress here.
+LEASE_MARGIN = 3.0
 
 # Extend the claim only while it is still ours.
 _RENEW_CLAIM = """
@@ -48,6 +51,7 @@ class Presence:
         self._claim_key = f"{namespace}instance:{instance_id}"
         self._renew = redis.register_script(_RENEW_CLAIM)
         self._heartbeat = BackgroundLoop("presence heartbeat")
+        self._last_beat = time.monotonic()
 
     def alive_key(self, incarnation: str) -> str:
         return f"{self._namespace}alive:{incarnation}"
@@ -65,7 +69,14 @@ class Presence:
             log.info("INSTANCE_ID %s is still held; waiting for it to expire", self.instance_id)
             await asyncio.sleep(1.0)
         await self._redis.set(self.alive_key(self.incarnation), self.instance_id, px=ttl)
+        self._last_beat = time.monotonic()
         self._heartbeat.start(self._beat)
+
+    @property
+    def lease_held(self) -> bool:
+        """Other instances still see this one alive, with a margin: past it, they may take
+        over its places in the conversation queues."""
+        return time.monotonic() - self._last_beat < TTL_SECONDS - LEASE_MARGIN
 
     async def instance_running(self, instance_id: str) -> bool:
         """Some process holds this instance id (it may be this one)."""
@@ -80,8 +91,10 @@ class Presence:
         ttl = int(TTL_SECONDS * 1000)
         while await self._heartbeat.pause(BEAT_SECONDS):
             try:
+                started = time.monotonic()
                 await self._redis.set(self.alive_key(self.incarnation), self.instance_id, px=ttl)
                 await self._renew(keys=[self._claim_key], args=[self.incarnation, ttl])
+                self._last_beat = started  # the keys live TTL_SECONDS from when they were set
             except RedisError as exc:
                 log.warning("Redis heartbeat failed: %s", exc)
 

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_DELIVERY_SECONDS = 15.0
 RENEW_BEFORE = timedelta(days=1)
+FENCE_SECONDS = 10.0
+FENCE_POLL_SECONDS = 0.5
 RENEW_RETRY = 3600.0
 _NOWHERE = Conversation(chat_id="", token_fingerprint="")
 MAX_DETAIL_CHARS = 300  # an upstream's words in a note, a log line or /status
@@ -261,6 +263,8 @@ class AnswerService:
             return Refusal(Note.LOGIN_EXPIRED)  # admins were told when it was rejected
         self._no_login_reported = False
         login = await self._renew_if_expiring(login)
+        if self._stop_relay is not None:
+            await self._fence(question.key)
         record, answer_id = await self._answers.begin(
             question.key,
             chat_id=question.chat_id,
@@ -288,6 +292,22 @@ class AnswerService:
         except UpstreamFailure as exc:
             log.info("could not read the title of conversation %s: %s", record.id, exc.message)
             return ""
+
+    async def _fence(self, key: ConversationKey) -> None:
+        """Several instances: the shared queue gave us the turn, but after a Redis outage it may
+        have taken it from an instance that still streams this conversation (it looked dead).
+        That instance gives up within its lease; wait for its answer to be closed (a bounded
+        wait: a crashed instance never closes it)."""
+        deadline = time.monotonic() + FENCE_SECONDS
+        told = False
+        while await self._answers.unfinished_elsewhere(key, self._instance_id):
+            if time.monotonic() >= deadline:
+                log.warning("conversation %s: an answer elsewhere is still open; going on", key)
+                return
+            if not told:
+                told = True
+                log.info("conversation %s: waiting for another instance's answer to close", key)
+            await asyncio.sleep(FENCE_POLL_SECONDS)
 
     async def _renew_if_expiring(self, login: ActiveLogin) -> ActiveLogin:
         """A token that expires within a day is renewed (the upstream's probe does it), at most
@@ -535,6 +555,12 @@ class AnswerService:
             progress.conversation = exc.conversation
 
     # --- stopping -------------------------------------------------------------------------------
+
+    def stop_all_here(self) -> None:
+        """This instance lost its place among the others (Redis gone past its lease): its
+        answers stop, marked interrupted, before another instance may take the turn over."""
+        for running in list(self.running.values()):
+            running.stop(Note.INTERRUPTED)
 
     def stop_here(self, answer_id: int) -> bool:
         """Stop an answer if this process streams it."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
@@ -194,6 +194,23 @@ class AnswerStore:
         async with self._db.reading() as session:
             rows = await session.scalars(query.order_by(AnswerRow.id))
             return [AnswerRecord.of(row) for row in rows]
+
+    async def unfinished_elsewhere(self, key: ConversationKey, instance_id: str | None) -> bool:
+        """An answer in this conversation, begun in the last hour by another instance, is not
+        closed yet."""
+        query = (
+            select(AnswerRow.id)
+            .join(ConversationRow, ConversationRow.id == AnswerRow.conversation_id)
+            .where(
+                key_filter(key),
+                AnswerRow.status.in_(UNFINISHED_STATUSES),
+                AnswerRow.instance_id != instance_id,
+                AnswerRow.created_at > utcnow() - timedelta(hours=1),
+            )
+            .limit(1)
+        )
+        async with self._db.reading() as session:
+            return (await session.scalar(query)) is not None
 
     async def unfinished_in(self, chat_id: int, thread_id: int, user_id: int | None) -> list[int]:
         """Unfinished answers in a chat's topic asked by `user_id` (None: all of them)."""

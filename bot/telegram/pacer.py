@@ -119,6 +119,12 @@ class Pacer:
     def waiting(self) -> int:
         return sum(len(queue) for queue in self._queues)
 
+    @property
+    def busy(self) -> bool:
+        """Calls are waiting for permits, or half the bot's budget is in flight: the time to
+        drop what is only cosmetic (a typing indicator)."""
+        return self.waiting > 0 or self._in_flight * 2 >= self.limits.global_per_second
+
     async def acquire(self, chat_id: int, priority: Priority = Priority.URGENT) -> None:
         """Wait for a permit to update `chat_id`; follow with `release` when the call is done."""
         self._ensure_running()

@@ -414,11 +414,13 @@ class TelegramAnswer:
     async def _keep_typing(self) -> None:
         with contextlib.suppress(Exception):
             while self.first_frame_at is None and not self._closing:
-                await self._bot.send_chat_action(
-                    chat_id=self.place.chat_id,
-                    action="typing",
-                    message_thread_id=self.place.thread_id,
-                )
+                # Cosmetic: dropped while the pacer is busy, so it never costs a frame its slot.
+                if not self._pacer.busy:
+                    await self._bot.send_chat_action(
+                        chat_id=self.place.chat_id,
+                        action="typing",
+                        message_thread_id=self.place.thread_id,
+                    )
                 await asyncio.sleep(TYPING_EVERY)
 
     def _stop_typing(self) -> None:
