@@ -575,8 +575,25 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a 1 MB answer, a list bomb and bad links in flight: do other chats wait?",
     )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        nargs="?",
+        const=10.0,
+        default=None,
+        metavar="MINUTES",
+        help="a chaos soak through two webhook instances (default 10 minutes); see bench/soak.py",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.soak is not None:
+        from bench.soak import run_soak
+
+        report = asyncio.run(run_soak(args))
+        for key, value in report.items():
+            print(f"{key:28} {value}")
+        _write_json(args.json or Path("bench/results/soak.json"), [report])
+        return 0 if report["verdict"] == "PASS" else 1
     if args.hostile:
         from bench.hostile import run_hostile
         from bench.hostile import table as hostile_table

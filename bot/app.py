@@ -7,7 +7,9 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
@@ -22,6 +24,7 @@ from aiogram.types import (
     User,
 )
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from sqlalchemy.exc import DBAPIError
 
 from bot.cluster import Cluster
 from bot.config import ConfigError, Settings
@@ -52,6 +55,8 @@ PRIVATE_COMMANDS = ("start", "help", "new", "stop", "title", "lang")
 GROUP_COMMANDS = ("ask", "new", "stop", "title", "context", "lang", "help")
 ADMIN_COMMANDS = ("login", "status", "logout")
 ABANDONED_SWEEP_SECONDS = 60.0
+DATABASE_WAIT = 120.0
+T = TypeVar("T")
 
 
 def _commands(names: tuple[str, ...], t: Translator) -> list[BotCommand]:
@@ -81,7 +86,9 @@ class BotApp:
         database = Database(settings.database_url)
         cluster: Cluster | None = None
         try:
-            revision = await ensure_schema(database, auto_migrate=settings.auto_migrate)
+            revision = await _when_reachable(
+                lambda: ensure_schema(database, auto_migrate=settings.auto_migrate)
+            )
             log.info("database ready (%s, schema %s)", database.engine_name, revision)
             limits = PacingLimits(
                 global_per_second=settings.pacing_global_per_second,
@@ -333,6 +340,26 @@ class BotApp:
         await bridge.shutdown()
         await app._sweeper.stop()
         await finish_within(upstream.close(), "closing the upstream client")
+
+
+async def _when_reachable(step: Callable[[], Awaitable[T]]) -> T:
+    """A start-up step that needs the database: while it cannot be reached (a restart during
+    an outage), try again with growing pauses for up to DATABASE_WAIT seconds, saying so."""
+    delay, waited = 1.0, 0.0
+    while True:
+        try:
+            return await step()
+        except (OSError, ConnectionError, TimeoutError, DBAPIError) as exc:
+            if waited >= DATABASE_WAIT:
+                raise ConfigError(
+                    f"cannot reach the database ({type(exc).__name__}); is it running?"
+                ) from None
+            log.warning(
+                "cannot reach the database (%s); retrying in %.0f s", type(exc).__name__, delay
+            )
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 15.0)
 
 
 async def run(settings: Settings) -> int:

@@ -6,6 +6,8 @@ a Prometheus server scrapes every instance and sums.
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -58,6 +60,11 @@ class Metrics:
             "1 when a Hailuo login is stored and not rejected.",
             registry=registry,
         )
+        self.tasks = Gauge(
+            "hailuo_bridge_asyncio_tasks",
+            "asyncio tasks alive in the process (a leak shows as growth when idle).",
+            registry=registry,
+        )
 
     # --- the answering service's AnswerMetrics ------------------------------------------------
 
@@ -85,4 +92,5 @@ class Metrics:
             self.telegram_429.inc()
 
     def render(self) -> bytes:
+        self.tasks.set(len(asyncio.all_tasks()))
         return generate_latest(self.registry)

@@ -156,7 +156,13 @@ async def test_per_user_question_limit(
     async with running_bridge(tmp_path, telegram, hailuo, questions_per_minute=2):
         for text in ("a", "b", "c"):
             await telegram.send_text(USER, USER, text)
-        await telegram.wait_for(lambda: len(telegram.bot_messages(USER)) >= 4, what="replies")
+
+        def replied() -> bool:
+            texts = [m.text for m in telegram.bot_messages(USER)]
+            answers = sum(t.startswith("You said") for t in texts)
+            return answers == 2 and any("faster than I can keep up" in t for t in texts)
+
+        await telegram.wait_for(replied, what="two answers and the refusal")
     texts = [m.text for m in telegram.bot_messages(USER)]
     assert sum("faster than I can keep up" in t for t in texts) == 1
     assert len(hailuo.requests) == 2

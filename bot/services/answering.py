@@ -27,6 +27,7 @@ from bot.storage.answers import FINAL_STATUSES, AnswerStore, ConversationUpdate
 from bot.storage.conversations import ConversationKey, ConversationRecord, ConversationStore
 from bot.storage.database import Database
 from bot.storage.models import AnswerStatus
+from bot.storage.retry import through_outage
 from bot.upstream import (
     AuthRejected,
     Conversation,
@@ -114,6 +115,8 @@ class StopRelay(Protocol):
     """Carries stop requests to the instance that streams the answer (several instances)."""
 
     async def request_stop(self, answer_id: int) -> None: ...
+
+    async def instance_running(self, instance_id: str) -> bool: ...
 
 
 class AnswerMetrics(Protocol):
@@ -221,16 +224,27 @@ class AnswerService:
         order: int,
         job: Callable[[], Awaitable[None]],
         on_queued: OnQueued | None = None,
+        *,
+        first: Callable[[], Awaitable[None]] | None = None,
     ) -> bool:
         """Take the conversation's next place for `job` (ordered by `order`, the message id) and
         return at once: `job` runs in a background task when its turn comes, holding the
         conversation. A handler that calls this is done in milliseconds, so the update it holds
         (and any lock on its chat) is free long before the answer is. False (and nothing
-        queued) when the conversation already has `queue_depth` requests waiting."""
+        queued) when the conversation already has `queue_depth` requests waiting.
+
+        `first` runs once the place is taken (so concurrent handlers keep their order) and
+        before the job is started; if it fails, the place is given up and its error raised."""
         name = conversation_name(key)
         if self._queue.waiting(name) >= self._queue_depth:
             return False
         ticket = await self._queue.join(name, order)
+        if first is not None:
+            try:
+                await first()
+            except BaseException:
+                self._queue.discard(ticket)
+                raise
         task = asyncio.create_task(self._in_turn(ticket, job, on_queued))
         self._jobs.add(task)
         task.add_done_callback(lambda done: self._job_done(done, ticket))
@@ -247,34 +261,52 @@ class AnswerService:
         self._queue.discard(ticket)  # cancelled before it even started: give the place up
         log_failure(task, "a conversation job", log)
 
+    async def enqueue(self, question: Question) -> int:
+        """Record the accepted question (its answer row, `queued`); returns the answer's id."""
+        return await through_outage(
+            lambda: self._answers.enqueue(
+                question.key,
+                chat_id=question.chat_id,
+                thread_id=question.thread_id,
+                user_id=question.user_id,
+                user_message_id=question.message_id,
+                instance_id=self._instance_id,
+            ),
+            "recording a question",
+        )
+
     async def answer(
-        self, question: Question, make_output: Callable[[int], AnswerOutput]
+        self, question: Question, answer_id: int, make_output: Callable[[int], AnswerOutput]
     ) -> Outcome | Refusal:
-        """Answer now (the caller holds the conversation's turn), or say why not."""
+        """Answer the question recorded as `answer_id` now (the caller holds the conversation's
+        turn), or say why not (the row is closed either way)."""
         if self._closing:
-            return Refusal(Note.RESTART)
-        login = await self._logins.current()
+            return await self.refuse(answer_id, Note.RESTART)
+        login = await through_outage(self._logins.current, "reading the login")
         if login is None:
             if not self._no_login_reported:
                 self._no_login_reported = True
                 await self._notifier.login_problem(Note.NO_LOGIN, None)
-            return Refusal(Note.NO_LOGIN)
+            return await self.refuse(answer_id, Note.NO_LOGIN)
         if login.record.invalid_at is not None:
-            return Refusal(Note.LOGIN_EXPIRED)  # admins were told when it was rejected
+            # Admins were told when it was rejected.
+            return await self.refuse(answer_id, Note.LOGIN_EXPIRED)
         self._no_login_reported = False
         login = await self._renew_if_expiring(login)
         if self._stop_relay is not None:
-            await self._fence(question.key)
-        record, answer_id = await self._answers.begin(
-            question.key,
-            chat_id=question.chat_id,
-            thread_id=question.thread_id,
-            user_id=question.user_id,
-            user_message_id=question.message_id,
-            instance_id=self._instance_id,
+            await self._fence(question.key, question.message_id)
+        record = await through_outage(
+            lambda: self._conversations.get_or_create(question.key), "reading a conversation"
         )
         output = make_output(answer_id)
         return await self._run(question, record, login, answer_id, output)
+
+    async def refuse(self, answer_id: int, note: Note) -> Refusal:
+        status = AnswerStatus.INTERRUPTED if note is Note.RESTART else AnswerStatus.FAILED
+        await through_outage(
+            lambda: self._answers.close(answer_id, status, note.value), "closing a refused answer"
+        )
+        return Refusal(note)
 
     async def title(self, key: ConversationKey) -> str:
         """The conversation's title (in its turn, so answers asked before have been saved); read
@@ -293,14 +325,15 @@ class AnswerService:
             log.info("could not read the title of conversation %s: %s", record.id, exc.message)
             return ""
 
-    async def _fence(self, key: ConversationKey) -> None:
+    async def _fence(self, key: ConversationKey, message_id: int) -> None:
         """Several instances: the shared queue gave us the turn, but after a Redis outage it may
         have taken it from an instance that still streams this conversation (it looked dead).
         That instance gives up within its lease; wait for its answer to be closed (a bounded
         wait: a crashed instance never closes it)."""
+        assert self._stop_relay is not None
         deadline = time.monotonic() + FENCE_SECONDS
         told = False
-        while await self._answers.unfinished_elsewhere(key, self._instance_id):
+        while await self._streaming_elsewhere(key, message_id):
             if time.monotonic() >= deadline:
                 log.warning("conversation %s: an answer elsewhere is still open; going on", key)
                 return
@@ -308,6 +341,16 @@ class AnswerService:
                 told = True
                 log.info("conversation %s: waiting for another instance's answer to close", key)
             await asyncio.sleep(FENCE_POLL_SECONDS)
+
+    async def _streaming_elsewhere(self, key: ConversationKey, message_id: int) -> bool:
+        """Another running instance has the answer to an earlier question of this conversation
+        open (one that is not running any more left it to its restart or the sweep)."""
+        assert self._stop_relay is not None
+        earlier = await self._answers.unfinished_elsewhere(key, self._instance_id, message_id)
+        for instance in earlier:
+            if await self._stop_relay.instance_running(instance):
+                return True
+        return False
 
     async def _renew_if_expiring(self, login: ActiveLogin) -> ActiveLogin:
         """A token that expires within a day is renewed (the upstream's probe does it), at most
@@ -377,19 +420,26 @@ class AnswerService:
                 log.exception("could not deliver answer %s", answer_id)
                 message_ids = []
                 outcome = Outcome(AnswerStatus.FAILED, Note.INTERNAL, "delivery failed")
+            final = outcome
             try:
-                await self._answers.finish(
-                    answer_id,
-                    outcome.status,
-                    chars=len(progress.text),
-                    bot_message_ids=message_ids,
-                    error_kind=outcome.note.value if outcome.note is not Note.NONE else None,
-                    error_text=outcome.detail or None,
-                    conversation=self._conversation_update(record, progress, self._client.name),
+                await through_outage(
+                    lambda: self._answers.finish(
+                        answer_id,
+                        final.status,
+                        chars=len(progress.text),
+                        bot_message_ids=message_ids,
+                        error_kind=final.note.value if final.note is not Note.NONE else None,
+                        error_text=final.detail or None,
+                        conversation=self._conversation_update(record, progress, self._client.name),
+                    ),
+                    f"saving answer {answer_id}",
                 )
             except Exception:
                 log.exception("could not save answer %s; closing its row", answer_id)
-                await self._answers.close(answer_id, outcome.status, "storage")
+                await through_outage(
+                    lambda: self._answers.close(answer_id, final.status, "storage"),
+                    f"closing answer {answer_id}",
+                )
         finally:
             del self.running[answer_id]
             if not self.running:

@@ -116,6 +116,42 @@ class AnswerStore:
             await session.flush()
             return ConversationRecord.of(conversation), row.id
 
+    async def enqueue(
+        self,
+        key: ConversationKey,
+        *,
+        chat_id: int,
+        thread_id: int,
+        user_id: int | None,
+        user_message_id: int | None,
+        instance_id: str | None = None,
+    ) -> int:
+        """A question is accepted: its row (`queued`) and its conversation (made if new), in one
+        write, before the update is acknowledged. If the process dies before the answer, the
+        restart finds the row and tells the user (instead of the question vanishing)."""
+        now = utcnow()
+        async with self._db.writing() as session:
+            conversation = await session.scalar(select(ConversationRow).where(key_filter(key)))
+            if conversation is None:
+                await insert_if_missing(self._db, session, key)
+                conversation = await session.scalar(select(ConversationRow).where(key_filter(key)))
+                assert conversation is not None
+            row = AnswerRow(
+                conversation_id=conversation.id,
+                chat_id=chat_id,
+                thread_id=thread_id,
+                user_id=user_id,
+                user_message_id=user_message_id,
+                bot_message_ids=[],
+                instance_id=instance_id,
+                status=AnswerStatus.QUEUED,
+                chars=0,
+                created_at=now,
+            )
+            session.add(row)
+            await session.flush()
+            return row.id
+
     async def first_text(self, answer_id: int, bot_message_ids: list[int]) -> None:
         async with self._db.writing() as session:
             await session.execute(
@@ -125,6 +161,7 @@ class AnswerStore:
                     status=AnswerStatus.STREAMING,
                     bot_message_ids=bot_message_ids,
                     first_text_at=utcnow(),
+                    started_at=func.coalesce(AnswerRow.started_at, utcnow()),
                 )
             )
 
@@ -195,22 +232,25 @@ class AnswerStore:
             rows = await session.scalars(query.order_by(AnswerRow.id))
             return [AnswerRecord.of(row) for row in rows]
 
-    async def unfinished_elsewhere(self, key: ConversationKey, instance_id: str | None) -> bool:
-        """An answer in this conversation, begun in the last hour by another instance, is not
-        closed yet."""
+    async def unfinished_elsewhere(
+        self, key: ConversationKey, instance_id: str | None, before_message: int
+    ) -> set[str]:
+        """The instances with an answer in this conversation to an earlier message, from the
+        last hour, that is not closed yet (this instance left out)."""
         query = (
-            select(AnswerRow.id)
+            select(AnswerRow.instance_id)
             .join(ConversationRow, ConversationRow.id == AnswerRow.conversation_id)
             .where(
                 key_filter(key),
                 AnswerRow.status.in_(UNFINISHED_STATUSES),
                 AnswerRow.instance_id != instance_id,
                 AnswerRow.created_at > utcnow() - timedelta(hours=1),
+                AnswerRow.user_message_id < before_message,
             )
-            .limit(1)
+            .distinct()
         )
         async with self._db.reading() as session:
-            return (await session.scalar(query)) is not None
+            return {found for found in await session.scalars(query) if found}
 
     async def unfinished_in(self, chat_id: int, thread_id: int, user_id: int | None) -> list[int]:
         """Unfinished answers in a chat's topic asked by `user_id` (None: all of them)."""

@@ -24,6 +24,7 @@ from bot.storage.chat_settings import ChatSettingsStore
 from bot.storage.conversations import ConversationKey, ConversationStore
 from bot.storage.database import Database
 from bot.storage.models import NO_TOPIC, SHARED, ContextMode, utcnow
+from bot.storage.retry import through_outage
 from bot.telegram.languages import Languages
 from bot.telegram.pacer import Pacer, Priority
 from bot.telegram.streaming import Place, TelegramAnswer, note_text
@@ -132,7 +133,15 @@ class Bridge:
 
         def make_output(answer_id: int) -> TelegramAnswer:
             async def remember_message(message_id: int) -> None:
-                await self.answers.first_text(answer_id, [message_id])
+                # Where a restart finds the answer to mark; not worth failing the answer for.
+                try:
+                    await through_outage(
+                        lambda: self.answers.first_text(answer_id, [message_id]),
+                        f"recording answer {answer_id}'s message",
+                        deadline=5.0,
+                    )
+                except Exception as exc:
+                    log.warning("answer %s: first message not recorded (%s)", answer_id, exc)
 
             return TelegramAnswer(
                 self.bot,
@@ -147,13 +156,31 @@ class Bridge:
         async def queued(position: int) -> None:
             await self.say(message, t.plural("queued", position))
 
+        answer_id = 0
+
+        async def record() -> None:
+            nonlocal answer_id
+            answer_id = await self.service.enqueue(question)
+
         async def answer() -> None:
-            outcome = await self.service.answer(question, make_output)
+            try:
+                outcome = await self.service.answer(question, answer_id, make_output)
+            except Exception:
+                # The database stayed away, say: the question is not silently dropped.
+                log.exception("question %s in chat %s failed", message.message_id, message.chat.id)
+                await self.say(message, t("error_internal"))
+                return
             if isinstance(outcome, Refusal):
                 await self.say(message, note_text(outcome.note, t))
 
-        if not await self.service.schedule(key, message.message_id, answer, queued):
-            await self.reply(message, t("queue_full"))
+        try:
+            if not await self.service.schedule(
+                key, message.message_id, answer, queued, first=record
+            ):
+                await self.reply(message, t("queue_full"))
+        except Exception:
+            log.exception("could not record question %s in chat %s", message.message_id, key)
+            await self.reply(message, t("error_internal"))
 
     async def new_conversation(self, message: Message, t: Translator) -> None:
         """/new, in its turn: questions sent before it are answered in the old conversation."""
