@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from bot.upstream import Credentials, InvalidCredentials, fingerprint
 
@@ -64,17 +64,11 @@ class AuthState(Credentials):
         return cls.from_mapping(data)
 
     @classmethod
-    def from_mapping(cls, data: Any) -> AuthState:
-        if not isinstance(data, dict):
-            raise InvalidAuthState("expected a JSON object with token, path_and_query, timestamp")
+    def from_mapping(cls, data: Any) -> Self:
         try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'auth'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise InvalidAuthState(problems) from None
+            return super().from_mapping(data)
+        except InvalidCredentials as exc:
+            raise InvalidAuthState(str(exc)) from None
 
     def __repr__(self) -> str:
         path = self.path_and_query.split("?", 1)[0]

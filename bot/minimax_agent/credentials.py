@@ -14,9 +14,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
-from bot.upstream import Credentials, InvalidCredentials, fingerprint
+from bot.upstream import Credentials, fingerprint
 
 Region = Literal["intl", "cn"]
 DEFAULT_USER_AGENT = (
@@ -76,19 +76,6 @@ class AgentAuth(Credentials):
         if isinstance(exp, int | float) and exp > 0:
             return datetime.fromtimestamp(exp, UTC)
         return None
-
-    @classmethod
-    def from_mapping(cls, data: Any) -> AgentAuth:
-        if not isinstance(data, dict):
-            raise InvalidCredentials("expected a JSON object with token, real_user_id, uuid, ...")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'auth'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise InvalidCredentials(problems) from None
 
     def __repr__(self) -> str:
         return (

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.conversations import (
     ConversationKey,
@@ -92,29 +93,12 @@ class AnswerStore:
         instance_id: str | None = None,
     ) -> tuple[ConversationRecord, int]:
         """An answer starts streaming: its conversation (made if new) and its row, in one write."""
-        now = utcnow()
         async with self._db.writing() as session:
-            conversation = await session.scalar(select(ConversationRow).where(key_filter(key)))
-            if conversation is None:
-                await insert_if_missing(self._db, session, key)
-                conversation = await session.scalar(select(ConversationRow).where(key_filter(key)))
-                assert conversation is not None
-            row = AnswerRow(
-                conversation_id=conversation.id,
-                chat_id=chat_id,
-                thread_id=thread_id,
-                user_id=user_id,
-                user_message_id=user_message_id,
-                bot_message_ids=[],
-                instance_id=instance_id,
-                status=AnswerStatus.STREAMING,
-                chars=0,
-                created_at=now,
-                started_at=now,
-            )
-            session.add(row)
-            await session.flush()
-            return ConversationRecord.of(conversation), row.id
+            conversation, answer_id = await self._add(
+                session, key, AnswerStatus.STREAMING, chat_id, thread_id, user_id,
+                user_message_id, instance_id,
+            )  # fmt: skip
+            return ConversationRecord.of(conversation), answer_id
 
     async def enqueue(
         self,
@@ -129,28 +113,46 @@ class AnswerStore:
         """A question is accepted: its row (`queued`) and its conversation (made if new), in one
         write, before the update is acknowledged. If the process dies before the answer, the
         restart finds the row and tells the user (instead of the question vanishing)."""
-        now = utcnow()
         async with self._db.writing() as session:
+            _, answer_id = await self._add(
+                session, key, AnswerStatus.QUEUED, chat_id, thread_id, user_id,
+                user_message_id, instance_id,
+            )  # fmt: skip
+            return answer_id
+
+    async def _add(
+        self,
+        session: AsyncSession,
+        key: ConversationKey,
+        status: AnswerStatus,
+        chat_id: int,
+        thread_id: int,
+        user_id: int | None,
+        user_message_id: int | None,
+        instance_id: str | None,
+    ) -> tuple[ConversationRow, int]:
+        conversation = await session.scalar(select(ConversationRow).where(key_filter(key)))
+        if conversation is None:
+            await insert_if_missing(self._db, session, key)
             conversation = await session.scalar(select(ConversationRow).where(key_filter(key)))
-            if conversation is None:
-                await insert_if_missing(self._db, session, key)
-                conversation = await session.scalar(select(ConversationRow).where(key_filter(key)))
-                assert conversation is not None
-            row = AnswerRow(
-                conversation_id=conversation.id,
-                chat_id=chat_id,
-                thread_id=thread_id,
-                user_id=user_id,
-                user_message_id=user_message_id,
-                bot_message_ids=[],
-                instance_id=instance_id,
-                status=AnswerStatus.QUEUED,
-                chars=0,
-                created_at=now,
-            )
-            session.add(row)
-            await session.flush()
-            return row.id
+            assert conversation is not None
+        now = utcnow()
+        row = AnswerRow(
+            conversation_id=conversation.id,
+            chat_id=chat_id,
+            thread_id=thread_id,
+            user_id=user_id,
+            user_message_id=user_message_id,
+            bot_message_ids=[],
+            instance_id=instance_id,
+            status=status,
+            chars=0,
+            created_at=now,
+            started_at=now if status is AnswerStatus.STREAMING else None,
+        )
+        session.add(row)
+        await session.flush()
+        return conversation, row.id
 
     async def first_text(self, answer_id: int, bot_message_ids: list[int]) -> None:
         async with self._db.writing() as session:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class InvalidCredentials(ValueError):
@@ -38,6 +38,20 @@ class Credentials(BaseModel):
     def expires_at(self) -> datetime | None:
         """When the login stops working, where the upstream says so (a JWT's `exp`)."""
         return None
+
+    @classmethod
+    def from_mapping(cls, data: Any) -> Self:
+        """Validated credentials; InvalidCredentials names each bad field, never its value."""
+        if not isinstance(data, dict):
+            raise InvalidCredentials(f"expected a JSON object with {', '.join(cls.model_fields)}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'auth'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise InvalidCredentials(problems) from None
 
     def to_storage(self) -> dict[str, object]:
         """The JSON stored in the logins table (and written by `auth export`)."""
