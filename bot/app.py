@@ -24,7 +24,6 @@ from aiogram.types import (
     User,
 )
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
-from sqlalchemy.exc import DBAPIError
 
 from bot.cluster import Cluster
 from bot.config import ConfigError, Settings
@@ -38,6 +37,7 @@ from bot.services.login_runner import LoginRunner
 from bot.services.usage import UsageLimits
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
+from bot.storage.retry import through_outage, transient
 from bot.telegram.bridge import Bridge
 from bot.telegram.languages import Languages
 from bot.telegram.middlewares import AccessMiddleware, LanguageMiddleware, ThrottleMiddleware
@@ -326,7 +326,7 @@ class BotApp:
                 )
             except TelegramAPIError as exc:  # e.g. the admin never opened a chat with the bot
                 log.info("admin commands not set for %s: %s", admin, exc)
-        await bridge.recover_interrupted()
+        await through_outage(bridge.recover_interrupted, "marking interrupted answers")
         if app.cluster is not None:
             app._sweeper.start(app._sweep_abandoned)
 
@@ -349,7 +349,9 @@ async def _when_reachable(step: Callable[[], Awaitable[T]]) -> T:
     while True:
         try:
             return await step()
-        except (OSError, ConnectionError, TimeoutError, DBAPIError) as exc:
+        except Exception as exc:
+            if not transient(exc):
+                raise
             if waited >= DATABASE_WAIT:
                 raise ConfigError(
                     f"cannot reach the database ({type(exc).__name__}); is it running?"

@@ -34,6 +34,14 @@ def register_secret(value: str | None) -> None:
             _secrets.add(value)
 
 
+def redact(text: str) -> str:
+    """`text` with every registered secret blanked out (for messages and stored errors too)."""
+    for secret in tuple(_secrets):
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not _secrets:

@@ -88,15 +88,22 @@ class Presence:
         return bool(await self._redis.exists(self.alive_key(incarnation)))
 
     async def _beat(self) -> None:
-        ttl = int(TTL_SECONDS * 1000)
         while await self._heartbeat.pause(BEAT_SECONDS):
             try:
-                started = time.monotonic()
-                await self._redis.set(self.alive_key(self.incarnation), self.instance_id, px=ttl)
-                await self._renew(keys=[self._claim_key], args=[self.incarnation, ttl])
-                self._last_beat = started  # the keys live TTL_SECONDS from when they were set
+                await self.beat()
             except RedisError as exc:
                 log.warning("Redis heartbeat failed: %s", exc)
+
+    async def beat(self) -> None:
+        """Renew this process's keys; a claim lost in a long outage is taken back if free."""
+        ttl = int(TTL_SECONDS * 1000)
+        started = time.monotonic()
+        await self._redis.set(self.alive_key(self.incarnation), self.instance_id, px=ttl)
+        if not await self._renew(keys=[self._claim_key], args=[self.incarnation, ttl]):
+            taken = await self._redis.set(self._claim_key, self.incarnation, nx=True, px=ttl)
+            if not taken:
+                log.error("INSTANCE_ID %s was taken by another process", self.instance_id)
+        self._last_beat = started  # the keys live TTL_SECONDS from when they were set
 
     async def stop(self) -> None:
         await self._heartbeat.stop()

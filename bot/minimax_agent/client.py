@@ -10,6 +10,7 @@ says it is missing (`1400010501`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -60,6 +61,7 @@ EMPTY_401 = (
     "wrong, or the region is wrong (the international site refuses mainland-China addresses)"
 )
 _DRAIN_AFTER_FINAL = 2.0
+TITLE_WAIT = 3.0
 
 
 class _NotInitialised(UpstreamError):
@@ -180,9 +182,10 @@ class MiniMaxAgentClient:
             yield ConversationStarted(current, is_new=True)
             response = await self._post_turn(auth, current, text)
         finished = False
-        async for event in self._read(response, current):
-            yield event
-            finished = isinstance(event, Finished)
+        async with contextlib.aclosing(self._read(response, current)) as events:
+            async for event in events:
+                yield event
+                finished = isinstance(event, Finished)
         if finished and is_new:
             title = await self._title_quietly(auth, current)
             if title:
@@ -351,8 +354,13 @@ class MiniMaxAgentClient:
                 response.close()
 
     async def _title_quietly(self, auth: AgentAuth, conversation: Conversation) -> str:
+        """A new session's title, if the upstream has one at once; the final message does not
+        wait long for it (`/title` reads it again later)."""
         try:
-            return await self.title(auth, conversation)
+            async with asyncio.timeout(TITLE_WAIT):
+                return await self.title(auth, conversation)
+        except TimeoutError:
+            return ""
         except UpstreamFailure as exc:
             log.info("no title for session %s: %s", conversation.chat_id, exc.message)
             return ""

@@ -74,7 +74,10 @@ class AgentAuth(Credentials):
         """The JWT's `exp` (read, not verified: only the server can verify it)."""
         exp = jwt_payload(self.token).get("exp")
         if isinstance(exp, int | float) and exp > 0:
-            return datetime.fromtimestamp(exp, UTC)
+            try:
+                return datetime.fromtimestamp(exp, UTC)
+            except (ValueError, OverflowError, OSError):  # milliseconds, or nonsense
+                return None
         return None
 
     def __repr__(self) -> str:

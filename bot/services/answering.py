@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot.lifecycle import stop_tasks
-from bot.logs import log_failure, scrub_credentials
+from bot.logs import log_failure, redact, scrub_credentials
 from bot.services.logins import ActiveLogin, LoginService
 from bot.services.queue import ConversationQueue, LocalConversationQueue, OnQueued, Ticket
 from bot.storage.answers import FINAL_STATUSES, AnswerStore, ConversationUpdate
@@ -280,6 +280,16 @@ class AnswerService:
     ) -> Outcome | Refusal:
         """Answer the question recorded as `answer_id` now (the caller holds the conversation's
         turn), or say why not (the row is closed either way)."""
+        try:
+            return await self._answer(question, answer_id, make_output)
+        except Exception:
+            with contextlib.suppress(Exception):  # best effort: the row must not stay queued
+                await self._answers.close(answer_id, AnswerStatus.FAILED, Note.INTERNAL.value)
+            raise
+
+    async def _answer(
+        self, question: Question, answer_id: int, make_output: Callable[[int], AnswerOutput]
+    ) -> Outcome | Refusal:
         if self._closing:
             return await self.refuse(answer_id, Note.RESTART)
         login = await through_outage(self._logins.current, "reading the login")
@@ -346,10 +356,13 @@ class AnswerService:
         """Another running instance has the answer to an earlier question of this conversation
         open (one that is not running any more left it to its restart or the sweep)."""
         assert self._stop_relay is not None
-        earlier = await self._answers.unfinished_elsewhere(key, self._instance_id, message_id)
-        for instance in earlier:
-            if await self._stop_relay.instance_running(instance):
-                return True
+        try:
+            earlier = await self._answers.unfinished_elsewhere(key, self._instance_id, message_id)
+            for instance in earlier:
+                if await self._stop_relay.instance_running(instance):
+                    return True
+        except Exception as exc:  # Redis or the database away: the fence must not stop answers
+            log.info("conversation %s: cannot check other instances (%s)", key, type(exc).__name__)
         return False
 
     async def _renew_if_expiring(self, login: ActiveLogin) -> ActiveLogin:
@@ -592,7 +605,7 @@ class AnswerService:
 
     def _upstream_failed(self, exc: UpstreamFailure) -> str:
         """Count the failure; return the upstream's words, short enough for any message."""
-        detail = shorten(scrub_credentials(exc.message), MAX_DETAIL_CHARS)
+        detail = shorten(redact(scrub_credentials(exc.message)), MAX_DETAIL_CHARS)
         self.stats.last_upstream_error = detail
         if self._metrics is not None:
             self._metrics.upstream_error(exc.kind)

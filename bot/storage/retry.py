@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -29,14 +30,14 @@ async def through_outage(
 ) -> T:
     """Run `step`; while the database cannot be reached, try again with growing pauses for up
     to `deadline` seconds (then the last error is raised)."""
-    delay, waited = 0.25, 0.0
+    delay = 0.25
+    end = time.monotonic() + deadline
     while True:
         try:
             return await step()
         except Exception as exc:
-            if not transient(exc) or waited >= deadline:
+            if not transient(exc) or time.monotonic() >= end:
                 raise
             log.warning("%s: database unreachable (%s); retrying", what, type(exc).__name__)
             await asyncio.sleep(delay)
-            waited += delay
             delay = min(delay * 2, 4.0)

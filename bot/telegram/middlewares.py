@@ -63,6 +63,17 @@ class AccessMiddleware(BaseMiddleware):
         return None
 
 
+def _exempt(event: TelegramObject) -> bool:
+    """Stopping an answer is never refused, nor is what Telegram itself reports (a group
+    becoming a supergroup): only what a person asks for counts."""
+    if isinstance(event, CallbackQuery):
+        return (event.data or "").startswith("stop:")
+    if isinstance(event, Message):
+        text = event.text or event.caption
+        return text is None or text.split(maxsplit=1)[0].split("@")[0] == "/stop"
+    return False
+
+
 class ThrottleMiddleware(BaseMiddleware):
     """One limit for everything a person makes the bot do (an inner middleware: only updates a
     handler takes on count). Anonymous admins and channels all post as one Telegram user, so
@@ -82,7 +93,7 @@ class ThrottleMiddleware(BaseMiddleware):
         if isinstance(event, CallbackQuery) and isinstance(event.message, Message):
             message = event.message
         user = data.get("event_from_user")
-        if message is None or user is None or user.id in self._admins:
+        if message is None or user is None or user.id in self._admins or _exempt(event):
             return await handler(event, data)
         sender = event.sender_chat if isinstance(event, Message) else None
         user_key = f"chat{sender.id}" if sender is not None else str(user.id)
