@@ -185,6 +185,8 @@ async def test_after_the_upstream_changes_a_chat_starts_afresh_and_is_told_once(
         await telegram.wait_for(lambda: said(telegram, ALICE, "You said: one"), what="one")
         await telegram.send_text(ALICE, ALICE, "two")
         await telegram.wait_for(lambda: said(telegram, ALICE, "You said: two"), what="two")
+        # The final message is shown before the answer's last write: wait for that write.
+        await telegram.wait_for(lambda: not env.app.bridge.service.running, what="saved")
         row = await ConversationStore(env.app.database).get(ConversationKey(ALICE))
         answers = await AnswerStore(env.app.database).for_conversation(record.id)
     first, second = texts(telegram, ALICE)
