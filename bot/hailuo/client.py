@@ -14,7 +14,6 @@ import aiohttp
 from bot.hailuo.answer import AnswerAssembler
 from bot.hailuo.auth import AuthState
 from bot.hailuo.signing import body_to_yy, yy
-from bot.logs import scrub_credentials
 from bot.upstream import (
     DEFAULT_CHARACTER_ID,
     AuthRejected,
@@ -29,6 +28,7 @@ from bot.upstream import (
     UpstreamFailure,
     UpstreamUnavailable,
 )
+from bot.upstream.http import PooledClient, describe_error, drain
 from bot.upstream.sse import SseDecoder, SseTooLarge
 from bot.upstream.timeouts import UpstreamTimeouts
 
@@ -41,13 +41,12 @@ _AUTH_MESSAGE = re.compile(r"token|login|log in|auth|expired|unauthori[sz]ed|sig
 _REQUEST_OWNED_HEADERS = frozenset(
     {"token", "yy", "cookie", "content-type", "content-length", "host", "accept-encoding"}
 )
-_DRAIN_AFTER_FINAL = 2.0
 
 
 HailuoTimeouts = UpstreamTimeouts
 
 
-class HailuoClient:
+class HailuoClient(PooledClient):
     """One long-lived HTTP session for all answers; create once, `close()` at shutdown."""
 
     def __init__(
@@ -60,33 +59,7 @@ class HailuoClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._proxy = proxy
-        self._timeouts = timeouts or HailuoTimeouts()
-        self._connection_limit = connection_limit
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> HailuoClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(
-                    total=None, connect=self._timeouts.connect, sock_connect=self._timeouts.connect
-                ),
-                connector=aiohttp.TCPConnector(limit=self._connection_limit, ttl_dns_cache=300),
-                # Cookies belong to a login, not to the process: never let responses mix them.
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
+        super().__init__(timeouts, connection_limit)
 
     name = "hailuo"
     probes_login = False
@@ -152,7 +125,7 @@ class HailuoClient:
                     f"Hailuo did not answer within {self._timeouts.first_event:g} s"
                 ) from None
             except aiohttp.ClientError as exc:
-                raise UpstreamUnavailable(f"cannot reach Hailuo: {_describe(exc)}") from None
+                raise UpstreamUnavailable(f"cannot reach Hailuo: {describe_error(exc)}") from None
 
             await _raise_for_status(response)
 
@@ -171,7 +144,7 @@ class HailuoClient:
                     ) from None
                 except aiohttp.ClientError as exc:
                     raise StreamInterrupted(
-                        f"the connection to Hailuo broke: {_describe(exc)}",
+                        f"the connection to Hailuo broke: {describe_error(exc)}",
                         partial_text=assembler.text,
                         conversation=assembler.conversation,
                     ) from None
@@ -187,7 +160,7 @@ class HailuoClient:
                 for sse in sse_events:
                     for event in assembler.handle(sse):
                         if isinstance(event, Finished):
-                            clean_end = await _drain(response, chunk_was_eof=not chunk)
+                            clean_end = await drain(response, chunk_was_eof=not chunk)
                         yield event
                         if isinstance(event, Finished):
                             return
@@ -245,19 +218,6 @@ def _headers(auth: AuthState, signature: str) -> dict[str, str]:
     return headers
 
 
-async def _drain(response: aiohttp.ClientResponse, *, chunk_was_eof: bool) -> bool:
-    """Read what follows the final event (close_chunk) so the connection can be pooled again."""
-    if chunk_was_eof or response.content.at_eof():
-        return True
-    try:
-        async with asyncio.timeout(_DRAIN_AFTER_FINAL):
-            while await response.content.readany():
-                pass
-    except (TimeoutError, aiohttp.ClientError):
-        return False
-    return True
-
-
 async def _raise_for_status(response: aiohttp.ClientResponse) -> None:
     status = response.status
     content_type = response.content_type
@@ -313,19 +273,3 @@ def _retry_after(header: str | None, body: dict[str, Any]) -> float | None:
         except (TypeError, ValueError):
             continue
     return None
-
-
-def _describe(exc: BaseException) -> str:
-    """An error's class and message, without the URL (its query holds device ids) and without
-    a proxy's credentials."""
-    return scrub_credentials(_explain(exc))
-
-
-def _explain(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return (
-            f"connection to {exc.host}:{exc.port} failed ({exc.os_error.strerror or exc.os_error})"
-        )
-    if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return "the proxy refused the connection"
-    return type(exc).__name__ + (f": {exc}" if str(exc) and "?" not in str(exc) else "")

@@ -22,7 +22,6 @@ from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
-from bot.logs import scrub_credentials
 from bot.minimax_agent.credentials import AgentAuth
 from bot.minimax_agent.frames import FrameAssembler
 from bot.minimax_agent.signing import x_signature, yy
@@ -43,6 +42,7 @@ from bot.upstream import (
     UpstreamTimeouts,
     UpstreamUnavailable,
 )
+from bot.upstream.http import PooledClient, describe_error, drain
 from bot.upstream.sse import SseDecoder, SseTooLarge
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,6 @@ EMPTY_401 = (
     "MiniMax Agent refused the login (401, empty body): the token expired, the user id is "
     "wrong, or the region is wrong (the international site refuses mainland-China addresses)"
 )
-_DRAIN_AFTER_FINAL = 2.0
 TITLE_WAIT = 3.0
 
 
@@ -82,7 +81,7 @@ def default_hosts(region: str) -> tuple[str, str]:
     return HOSTS["cn" if region == "cn" else "intl"]
 
 
-class MiniMaxAgentClient:
+class MiniMaxAgentClient(PooledClient):
     """One long-lived HTTP session for all answers; create once, `close()` at shutdown."""
 
     name = "minimax-agent"
@@ -105,35 +104,10 @@ class MiniMaxAgentClient:
         self.model = model
         self._reasoning = reasoning
         self._proxy = proxy
-        self._timeouts = timeouts or UpstreamTimeouts()
-        self._connection_limit = connection_limit
+        super().__init__(timeouts, connection_limit)
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
         self._agents: dict[str, str] = {}  # account fingerprint → agent id, once initialised
         self._preparing: dict[str, asyncio.Lock] = {}
-
-    async def __aenter__(self) -> MiniMaxAgentClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(
-                    total=None, connect=self._timeouts.connect, sock_connect=self._timeouts.connect
-                ),
-                connector=aiohttp.TCPConnector(limit=self._connection_limit, ttl_dns_cache=300),
-                cookie_jar=aiohttp.DummyCookieJar(),  # cookies belong to a login
-            )
-        return self._session
 
     # --- the interface -------------------------------------------------------------------------
 
@@ -284,7 +258,9 @@ class MiniMaxAgentClient:
                 f"MiniMax Agent did not answer within {self._timeouts.first_event:g} s"
             ) from None
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"cannot reach MiniMax Agent: {_describe(exc)}") from None
+            raise UpstreamUnavailable(
+                f"cannot reach MiniMax Agent: {describe_error(exc)}"
+            ) from None
         if response.status == 200 and response.content_type == "text/event-stream":
             return response
         try:
@@ -318,7 +294,7 @@ class MiniMaxAgentClient:
                     ) from None
                 except aiohttp.ClientError as exc:
                     raise StreamInterrupted(
-                        f"the connection to MiniMax Agent broke: {_describe(exc)}",
+                        f"the connection to MiniMax Agent broke: {describe_error(exc)}",
                         partial_text=assembler.text,
                         conversation=conversation,
                     ) from None
@@ -335,7 +311,7 @@ class MiniMaxAgentClient:
                     for event in assembler.handle(sse.data):
                         yield event
                     if assembler.finished:
-                        clean_end = await _drain(response, chunk_was_eof=not chunk)
+                        clean_end = await drain(response, chunk_was_eof=not chunk)
                         return
                 if not chunk:
                     # The end of the stream also completes an answer (§3.1), if there is one.
@@ -401,7 +377,9 @@ class MiniMaxAgentClient:
                 f"MiniMax Agent did not answer within {self._timeouts.first_event:g} s"
             ) from None
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"cannot reach MiniMax Agent: {_describe(exc)}") from None
+            raise UpstreamUnavailable(
+                f"cannot reach MiniMax Agent: {describe_error(exc)}"
+            ) from None
         except ValueError:
             raise ProtocolChanged("MiniMax Agent answered with malformed JSON") from None
         if not isinstance(payload, dict):
@@ -608,32 +586,3 @@ def _platform(user_agent: str) -> tuple[str, str]:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-async def _drain(response: aiohttp.ClientResponse, *, chunk_was_eof: bool) -> bool:
-    """Read what follows the final frame so the connection can be pooled again."""
-    if chunk_was_eof or response.content.at_eof():
-        return True
-    try:
-        async with asyncio.timeout(_DRAIN_AFTER_FINAL):
-            while await response.content.readany():
-                pass
-    except (TimeoutError, aiohttp.ClientError):
-        return False
-    return True
-
-
-def _describe(exc: BaseException) -> str:
-    """An error's class and message, without the URL (its query holds the token) and without
-    a proxy's credentials."""
-    return scrub_credentials(_explain(exc))
-
-
-def _explain(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return (
-            f"connection to {exc.host}:{exc.port} failed ({exc.os_error.strerror or exc.os_error})"
-        )
-    if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return "the proxy refused the connection"
-    return type(exc).__name__ + (f": {exc}" if str(exc) and "?" not in str(exc) else "")
