@@ -31,9 +31,16 @@ from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES, Translator, set_upstream_name,
 from bot.lifecycle import BackgroundLoop, finish_within, stop_tasks
 from bot.metrics import Metrics
 from bot.services.answering import AnswerService
-from bot.services.factories import browser_login, build_upstream
+from bot.services.factories import (
+    browser_login,
+    build_upstream,
+    fallback_endpoint,
+    login_source,
+)
 from bot.services.health import HealthCheck
 from bot.services.login_runner import LoginRunner
+from bot.services.models import ModelCatalog
+from bot.services.upstreams import Endpoint
 from bot.services.usage import UsageLimits
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
@@ -51,10 +58,11 @@ from bot.web import WebServer
 
 log = logging.getLogger(__name__)
 
-PRIVATE_COMMANDS = ("start", "help", "new", "stop", "title", "lang")
-GROUP_COMMANDS = ("ask", "new", "stop", "title", "context", "lang", "help")
+PRIVATE_COMMANDS = ("start", "help", "new", "stop", "title", "model", "forget", "lang")
+GROUP_COMMANDS = ("ask", "new", "stop", "title", "context", "model", "forget", "lang", "help")
 ADMIN_COMMANDS = ("login", "status", "logout")
 ABANDONED_SWEEP_SECONDS = 60.0
+RETENTION_SWEEP_SECONDS = 3600.0
 DATABASE_WAIT = 120.0
 T = TypeVar("T")
 
@@ -78,11 +86,15 @@ class BotApp:
     _sweeper: BackgroundLoop = field(
         default_factory=lambda: BackgroundLoop("sweep of abandoned answers")
     )
+    _retention: BackgroundLoop = field(
+        default_factory=lambda: BackgroundLoop("purge of old conversation history")
+    )
 
     @classmethod
     async def create(cls, settings: Settings) -> BotApp:
         token = settings.require_bot_token()
         settings.require_webhook_settings()
+        settings.require_upstream_settings()
         database = Database(settings.database_url)
         cluster: Cluster | None = None
         try:
@@ -126,12 +138,17 @@ class BotApp:
         pacer = Pacer(limits, shared=cluster.pacing if cluster else None)
         bot = create_bot(token, pacer, settings.telegram_api_url, metrics=metrics)
         client = build_upstream(settings)
+        logins = login_source(settings, database, settings.upstream)
+        fallback = fallback_endpoint(settings, database)
         languages = Languages(database)
         notifier = TelegramAdminNotifier(bot, settings.admin_ids, languages)
         service = AnswerService(
             database,
             client,
             notifier,
+            logins=logins,
+            fallback=fallback,
+            history_chars=settings.history_max_chars,
             queue=cluster.queue if cluster else None,
             instance_id=settings.instance_id,
             max_answer_chars=settings.max_answer_chars,
@@ -160,6 +177,12 @@ class BotApp:
             bridge=bridge,
             upstream=client,
             runner=runner,
+            models=ModelCatalog(
+                database,
+                Endpoint(client, logins),
+                default=settings.minimax_model,
+                configured=settings.minimax_models,
+            ),
             started_at=time.monotonic(),
         )
         access = AccessMiddleware(
@@ -291,6 +314,7 @@ class BotApp:
             self.pacer.penalties,
         )
         await self._sweeper.stop()
+        await self._retention.stop()
         await finish_within(self.pacer.close(), "closing the pacer", deadline=30.0)
         await finish_within(self.bot.session.close(), "closing the Telegram session")
         if self.cluster is not None:
@@ -306,6 +330,18 @@ class BotApp:
             except Exception as exc:  # Redis or the database briefly unavailable
                 log.warning("could not look for abandoned answers: %s", type(exc).__name__)
             await self._sweeper.pause(ABANDONED_SWEEP_SECONDS)
+
+    async def _purge_old_history(self) -> None:
+        """HISTORY_RETENTION_DAYS: at start and every hour (idempotent on every instance)."""
+        keep_days = self.settings.history_retention_days
+        while self._retention.running:
+            try:
+                purged = await self.bridge.service.purge_history(keep_days)
+                if purged:
+                    log.info("deleted %d stored exchange(s) older than %d days", purged, keep_days)
+            except Exception as exc:  # the database briefly unavailable
+                log.warning("could not purge old history: %s", type(exc).__name__)
+            await self._retention.pause(RETENTION_SWEEP_SECONDS)
 
     @staticmethod
     async def _on_startup(bot: Bot, bridge: Bridge, app: BotApp) -> None:
@@ -329,6 +365,7 @@ class BotApp:
         await through_outage(bridge.recover_interrupted, "marking interrupted answers")
         if app.cluster is not None:
             app._sweeper.start(app._sweep_abandoned)
+        app._retention.start(app._purge_old_history)
 
     @staticmethod
     async def _on_shutdown(
@@ -339,7 +376,10 @@ class BotApp:
         await runner.cancel_and_wait()
         await bridge.shutdown()
         await app._sweeper.stop()
+        await app._retention.stop()
         await finish_within(upstream.close(), "closing the upstream client")
+        if bridge.service.fallback is not None:
+            await finish_within(bridge.service.fallback.client.close(), "closing the fallback")
 
 
 async def _when_reachable(step: Callable[[], Awaitable[T]]) -> T:

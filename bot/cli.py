@@ -19,10 +19,12 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.logs import register_secret, setup_logging
 from bot.services.credentials import parse_credentials_json
 from bot.services.doctor import Doctor
-from bot.services.factories import browser_login, build_upstream
-from bot.services.logins import ActiveLogin, LoginService, protect
+from bot.services.factories import browser_login, build_upstream, login_source
+from bot.services.logins import LoginService, protect
+from bot.services.upstreams import LoginSource
 from bot.storage.conversations import ConversationKey, ConversationStore
 from bot.storage.database import Database
+from bot.storage.history import HistoryStore, NewTurn
 from bot.storage.migrations import (
     SchemaError,
     current_revision,
@@ -42,6 +44,7 @@ from bot.upstream import (
     SignatureRejected,
     TextDelta,
     TitleGenerated,
+    Turn,
     UpstreamFailure,
 )
 from bot.upstream.browser import LoginDone, LoginError, LoginLink, LoginStage
@@ -173,15 +176,23 @@ async def ask_command(args: argparse.Namespace, settings: Settings) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
     if not text.strip():
         raise CommandError("nothing to ask: the question is empty", EXIT_USAGE)
+    if settings.upstream == "minimax-api":
+        settings.require_upstream_settings()  # the key comes from the settings
     if args.auth is not None and not args.continue_:
         # An auth file alone needs no database at all.
         return await _stream_to_terminal(settings, None, None, _read_auth_file(args.auth), text)
+    if settings.upstream == "minimax-api" and args.auth is None and not args.continue_:
+        logins = login_source(settings, None, settings.upstream)
+        login = await logins.current()
+        assert login is not None
+        return await _stream_to_terminal(settings, None, logins, login.auth, text)
     async with _database(settings) as database:
-        login = None
+        source: LoginSource | None = None
         if args.auth is not None:
             auth = _read_auth_file(args.auth)
         else:
-            login = await LoginService(database, settings.upstream).current()
+            source = login_source(settings, database, settings.upstream)
+            login = await source.current()
             if login is None:
                 raise CommandError(
                     f"no {settings.upstream} login is stored: run `python -m bot auth import "
@@ -189,7 +200,7 @@ async def ask_command(args: argparse.Namespace, settings: Settings) -> int:
                     EXIT_NO_LOGIN,
                 )
             auth = login.auth
-        return await _stream_to_terminal(settings, database, login, auth, text, args.continue_)
+        return await _stream_to_terminal(settings, database, source, auth, text, args.continue_)
 
 
 def _read_auth_file(path: Path) -> Credentials:
@@ -206,11 +217,14 @@ def _read_auth_file(path: Path) -> Credentials:
 async def _stream_to_terminal(
     settings: Settings,
     database: Database | None,
-    login: ActiveLogin | None,
+    logins: LoginSource | None,
     auth: Credentials,
     text: str,
     continue_: bool = False,
 ) -> int:
+    """The answer on stdout (reasoning on stderr); `--continue` goes on with the terminal's
+    conversation: the upstream's, or the stored history for an upstream that keeps none."""
+    login = await logins.current() if logins is not None else None
     conversations = ConversationStore(database) if database and continue_ else None
     record = await conversations.get_or_create(TERMINAL_CHAT) if conversations else None
     conversation = (
@@ -225,12 +239,19 @@ async def _stream_to_terminal(
     )
     out = sys.stdout
     title = ""
+    answer = ""
     started: Conversation | None = None
     client = build_upstream(settings)
+    history: list[Turn] = []
+    if database is not None and record is not None and not client.keeps_history:
+        stored = await HistoryStore(database).recent(record.id, settings.history_max_chars)
+        history = [Turn(turn.question, turn.answer) for turn in stored]
     try:
-        async with contextlib.aclosing(client.stream(auth, text, conversation)) as events:
+        events = client.stream(auth, text, conversation, history=history)
+        async with contextlib.aclosing(events):
             async for event in events:
                 if isinstance(event, TextDelta):
+                    answer = event.text
                     out.write(event.delta)
                     out.flush()
                 elif isinstance(event, ReasoningDelta):
@@ -243,21 +264,25 @@ async def _stream_to_terminal(
                 elif isinstance(event, Finished):
                     out.write("\n")
     except (AuthRejected, SignatureRejected) as exc:
-        if login is not None and database is not None:
-            await LoginService(database, settings.upstream).rejected(login)
-        raise CommandError(
-            f"{exc.message}. The login no longer works: log in again "
-            "(`python -m bot login`, or `auth import` a fresh auth file)",
-            EXIT_NO_LOGIN,
-        ) from None
+        if login is not None and logins is not None:
+            await logins.rejected(login)
+        advice = (
+            "The API key was refused: check MINIMAX_API_KEY (and MINIMAX_API_BASE_URL)"
+            if settings.upstream == "minimax-api" and logins is not None
+            else "The login no longer works: log in again "
+            "(`python -m bot login`, or `auth import` a fresh auth file)"
+        )
+        raise CommandError(f"{exc.message}. {advice}", EXIT_NO_LOGIN) from None
     except UpstreamFailure as exc:
         if exc.partial_text:
             out.write("\n")
         raise CommandError(_describe_failure(exc)) from None
     finally:
         await client.close()
-    if login is not None and database is not None:
-        await LoginService(database, settings.upstream).worked(login)
+    if login is not None and logins is not None:
+        await logins.worked(login)
+    if database is not None and record is not None and answer.strip():
+        await HistoryStore(database).add(record.id, NewTurn(text, answer, client.name))
     if conversations is not None and record is not None and started is not None:
         await conversations.record_answer(
             record.id,

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/hailuo-bridge.sqlite3"
+DEFAULT_API_BASE_URL = "https://api.minimax.io/v1"
 
 # Telegram accepts 1-256 characters of A-Z, a-z, 0-9, _ and - as a webhook secret token.
 WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,256}")
@@ -39,13 +40,23 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     telegram_api_url: str | None = None
 
-    # Which MiniMax the bot talks to: the MiniMax Agent web chat (default) or the seed's Hailuo.
-    upstream: Literal["minimax-agent", "hailuo"] = "minimax-agent"
+    # Which MiniMax the bot talks to: the MiniMax Agent web chat (default), the official API
+    # (or any OpenAI-compatible server), or the seed's Hailuo web chat.
+    upstream: Literal["minimax-agent", "minimax-api", "hailuo"] = "minimax-agent"
+    # Answers questions the primary cannot (login rejected, down, out of quota).
+    upstream_fallback: Literal["minimax-api"] | None = None
     minimax_region: Literal["intl", "cn"] = "intl"
     minimax_agent_url: str | None = None  # default by region: https://agent.minimax.io
     minimax_agent_stream_url: str | None = None  # https://agent-stream.minimax.io
     minimax_model: str = Field(default="MiniMax-M3", min_length=1)
     show_reasoning: bool = False
+    minimax_api_key: SecretStr | None = None
+    minimax_api_base_url: str = DEFAULT_API_BASE_URL
+    # The models /model offers (comma-separated); empty: the ones the upstream lists.
+    minimax_models: Annotated[tuple[str, ...], NoDecode] = ()
+    system_prompt: str = ""
+    history_max_chars: int = Field(default=24_000, ge=1_000, le=2_000_000)
+    history_retention_days: int = Field(default=30, ge=1)
 
     hailuo_base_url: str = "https://www.hailuo.ai"
     hailuo_proxy: str | None = None
@@ -97,9 +108,23 @@ class Settings(BaseSettings):
                 raise ValueError("must be comma-separated numeric Telegram ids") from None
         return value
 
-    @field_validator("upstream", "minimax_region", mode="before")
+    @field_validator("minimax_api_base_url", mode="before")
+    @classmethod
+    def _default_api_url(cls, value: object) -> object:
+        return DEFAULT_API_BASE_URL if value in ("", None) else value
+
+    @field_validator("minimax_models", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("upstream", "minimax_region", "upstream_fallback", mode="before")
     @classmethod
     def _lower_choice(cls, value: object) -> object:
+        if value == "":
+            return None
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
@@ -113,7 +138,11 @@ class Settings(BaseSettings):
         return normalize_database_url(value)
 
     @field_validator(
-        "hailuo_base_url", "telegram_api_url", "minimax_agent_url", "minimax_agent_stream_url"
+        "hailuo_base_url",
+        "telegram_api_url",
+        "minimax_agent_url",
+        "minimax_agent_stream_url",
+        "minimax_api_base_url",
     )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -173,11 +202,24 @@ class Settings(BaseSettings):
         if self.web_port is None:
             raise ConfigError("WEB_PORT must be set when WEBHOOK_URL is set")
 
+    def require_upstream_settings(self) -> None:
+        """The API upstream needs its key; a fallback must differ from the primary."""
+        uses_api = "minimax-api" in (self.upstream, self.upstream_fallback)
+        if uses_api and not self.api_key():
+            raise ConfigError(
+                "MINIMAX_API_KEY must be set when UPSTREAM or UPSTREAM_FALLBACK is minimax-api"
+            )
+        if self.upstream_fallback == self.upstream:
+            raise ConfigError("UPSTREAM_FALLBACK must name another upstream than UPSTREAM")
+
+    def api_key(self) -> str:
+        return self.minimax_api_key.get_secret_value().strip() if self.minimax_api_key else ""
+
     def secret_values(self) -> list[str]:
-        """Everything logs must never show: tokens, the webhook secret, passwords in URLs."""
+        """Everything logs must never show: tokens, keys, the webhook secret, URL passwords."""
         values = [
             secret.get_secret_value()
-            for secret in (self.bot_token, self.webhook_secret)
+            for secret in (self.bot_token, self.webhook_secret, self.minimax_api_key)
             if secret is not None
         ]
         urls = [self.database_url]
@@ -206,6 +248,7 @@ class Settings(BaseSettings):
         "web_port",
         "webhook_secret",
         "redis_url",
+        "minimax_api_key",
         mode="before",
     )
     @classmethod

@@ -21,6 +21,7 @@ from bot.upstream import Credentials
 from tests.conftest import make_auth, sqlite_url
 from tests.standins.hailuo import HailuoStandIn
 from tests.standins.minimax_agent import MiniMaxAgentStandIn
+from tests.standins.openai_compat import OpenAICompatStandIn
 from tests.standins.telegram import TelegramStandIn
 
 BOT_TOKEN = "123456:TEST-bot-token-secret"
@@ -136,6 +137,38 @@ async def running_agent_bridge(
     config = {**agent_settings(agent), **settings}
     async with _running(tmp_path, telegram, database_url, config) as (app, task):
         yield AgentBridgeEnv(telegram, agent, app, auth, task)
+
+
+@dataclass
+class ApiBridgeEnv:
+    telegram: TelegramStandIn
+    api: OpenAICompatStandIn
+    app: BotApp
+    database_url: str
+
+
+def api_settings(api: OpenAICompatStandIn) -> dict[str, Any]:
+    """The settings that point `minimax-api` (as UPSTREAM or UPSTREAM_FALLBACK) at the stand-in."""
+    return {
+        "minimax_api_key": next(iter(api.api_keys)),
+        "minimax_api_base_url": api.base_url,
+    }
+
+
+@contextlib.asynccontextmanager
+async def running_api_bridge(
+    tmp_path: Path,
+    telegram: TelegramStandIn,
+    api: OpenAICompatStandIn,
+    *,
+    database_url: str | None = None,
+    **settings: Any,
+) -> AsyncIterator[ApiBridgeEnv]:
+    """The bot with UPSTREAM=minimax-api against the OpenAI-compatible stand-in (no login)."""
+    database_url = database_url or sqlite_url(tmp_path)
+    config = {"upstream": "minimax-api", **api_settings(api), **settings}
+    async with _running(tmp_path, telegram, database_url, config) as (app, _):
+        yield ApiBridgeEnv(telegram, api, app, database_url)
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,7 @@ import pytest
 from bot.i18n import LANGUAGES, catalogue_keys, language_for, translator
 
 ROOT = Path(__file__).resolve().parents[1]
-PLURAL_KEYS = {"queued", "error_upstream_busy", "too_long"}
+PLURAL_KEYS = {"queued", "error_upstream_busy", "too_long", "forget_done"}
 SAME_IN_BOTH = {"title"}  # "📝 {title}" needs no translation
 
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import aiohttp
@@ -23,6 +23,7 @@ from bot.upstream import (
     RateLimited,
     SignatureRejected,
     StreamInterrupted,
+    Turn,
     UpstreamError,
     UpstreamEvent,
     UpstreamFailure,
@@ -63,6 +64,7 @@ class HailuoClient(PooledClient):
 
     name = "hailuo"
     probes_login = False
+    keeps_history = True
 
     async def probe(self, credentials: Credentials) -> Credentials:
         """The Hailuo web protocol has no cheap authenticated call: a login is only proven by
@@ -72,10 +74,21 @@ class HailuoClient(PooledClient):
     async def title(self, credentials: Credentials, conversation: Conversation) -> str:
         return ""  # Hailuo sends the title in the stream (TitleGenerated)
 
+    async def models(self, credentials: Credentials) -> list[str]:
+        """Hailuo's web chat offers no model choice."""
+        return []
+
     async def stream(
-        self, credentials: Credentials, text: str, conversation: Conversation | None = None
+        self,
+        credentials: Credentials,
+        text: str,
+        conversation: Conversation | None = None,
+        *,
+        history: Sequence[Turn] = (),
+        model: str | None = None,
     ) -> AsyncGenerator[UpstreamEvent, None]:
-        """Ask `text`, continuing `conversation` when it was made with this login.
+        """Ask `text`, continuing `conversation` when it was made with this login (Hailuo keeps
+        the conversation: `history` and `model` are not used).
 
         Yields ConversationStarted, TitleGenerated, TextDelta and finally Finished; raises a
         UpstreamFailure subclass otherwise. Closing or cancelling the iterator closes the request.

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -36,6 +36,7 @@ from bot.upstream import (
     SignatureRejected,
     StreamInterrupted,
     TitleGenerated,
+    Turn,
     UpstreamError,
     UpstreamEvent,
     UpstreamFailure,
@@ -86,6 +87,7 @@ class MiniMaxAgentClient(PooledClient):
 
     name = "minimax-agent"
     probes_login = True
+    keeps_history = True  # the session holds the conversation: `history` is not sent
 
     def __init__(
         self,
@@ -133,7 +135,13 @@ class MiniMaxAgentClient(PooledClient):
         return title if isinstance(title, str) else ""
 
     async def stream(
-        self, credentials: Credentials, text: str, conversation: Conversation | None = None
+        self,
+        credentials: Credentials,
+        text: str,
+        conversation: Conversation | None = None,
+        *,
+        history: Sequence[Turn] = (),
+        model: str | None = None,
     ) -> AsyncGenerator[UpstreamEvent, None]:
         """Ask `text` in `conversation`'s session when it was made with this account, else in a
         new one. Yields ConversationStarted, ReasoningDelta, TextDelta, Finished (and
@@ -144,17 +152,18 @@ class MiniMaxAgentClient(PooledClient):
             log.info("conversation %s was made elsewhere; starting a new one", conversation.chat_id)
         current = conversation if reuse and conversation is not None else None
         is_new = current is None
+        model_id = model or self.model
         if current is None:
-            current = await self._new_session(auth)
+            current = await self._new_session(auth, model_id)
         yield ConversationStarted(current, is_new=is_new)
         try:
-            response = await self._post_turn(auth, current, text)
+            response = await self._post_turn(auth, current, text, model_id)
         except _SessionBusy:
             log.info("session %s is busy; continuing in a new session", current.chat_id)
-            current = await self._new_session(auth)
+            current = await self._new_session(auth, model_id)
             is_new = True
             yield ConversationStarted(current, is_new=True)
-            response = await self._post_turn(auth, current, text)
+            response = await self._post_turn(auth, current, text, model_id)
         finished = False
         async with contextlib.aclosing(self._read(response, current)) as events:
             async for event in events:
@@ -205,9 +214,9 @@ class MiniMaxAgentClient(PooledClient):
             self._agents[key] = agent_id
             return agent_id
 
-    async def _new_session(self, auth: AgentAuth) -> Conversation:
+    async def _new_session(self, auth: AgentAuth, model_id: str) -> Conversation:
         agent_id = await self._prepare(auth)
-        body = {"model": self._model_object()}
+        body = {"model": self._model_object(model_id)}
         try:
             data = await self._call("POST", auth, f"{PREFIX}/agent/{agent_id}/session", body=body)
         except _NotInitialised:
@@ -221,20 +230,20 @@ class MiniMaxAgentClient(PooledClient):
             chat_id=session_id, token_fingerprint=auth.fingerprint, upstream=self.name
         )
 
-    def _model_object(self) -> dict[str, Any]:
+    def _model_object(self, model_id: str) -> dict[str, Any]:
         # `reasoning` is the 2026-09 capture's key (§3.1); older sources sent `variant`.
-        return {"provider_id": "minimax", "model_id": self.model, "reasoning": self._reasoning}
+        return {"provider_id": "minimax", "model_id": model_id, "reasoning": self._reasoning}
 
     # --- one turn --------------------------------------------------------------------------------
 
     async def _post_turn(
-        self, auth: AgentAuth, conversation: Conversation, text: str
+        self, auth: AgentAuth, conversation: Conversation, text: str, model_id: str
     ) -> aiohttp.ClientResponse:
         path = f"{PREFIX}/session/{conversation.chat_id}/message"
         body = _json(
             {
                 "content": text,
-                "model": self._model_object(),
+                "model": self._model_object(model_id),
                 "turn_id": str(uuid.uuid4()),
                 "worktreeMode": False,
             }

@@ -23,9 +23,12 @@ from bot.lifecycle import stop_tasks
 from bot.logs import log_failure, redact, scrub_credentials
 from bot.services.logins import ActiveLogin, LoginService
 from bot.services.queue import ConversationQueue, LocalConversationQueue, OnQueued, Ticket
+from bot.services.upstreams import Endpoint, Failover, FailoverReason, KeyLogins, LoginSource
 from bot.storage.answers import FINAL_STATUSES, AnswerStore, ConversationUpdate
+from bot.storage.chat_settings import ChatSettings, ChatSettingsStore
 from bot.storage.conversations import ConversationKey, ConversationRecord, ConversationStore
 from bot.storage.database import Database
+from bot.storage.history import HistoryStore, NewTurn
 from bot.storage.models import AnswerStatus
 from bot.storage.retry import through_outage
 from bot.upstream import (
@@ -38,6 +41,7 @@ from bot.upstream import (
     SignatureRejected,
     TextDelta,
     TitleGenerated,
+    Turn,
     Upstream,
     UpstreamEvent,
     UpstreamFailure,
@@ -64,6 +68,7 @@ class Note(enum.Enum):
     EMPTY = "empty"
     NO_LOGIN = "no_login"
     LOGIN_EXPIRED = "login_expired"
+    KEY_REJECTED = "key_rejected"
     UPSTREAM_BUSY = "upstream_busy"
     UPSTREAM_DOWN = "upstream_down"
     UPSTREAM_ERROR = "upstream_error"
@@ -78,6 +83,11 @@ class Outcome:
     detail: str = ""
     retry_after: float | None = None
     switched_to: str | None = None  # UPSTREAM changed: this answer started a new conversation
+    # The fallback answered instead of the primary (its name), and why.
+    answered_by: str | None = None
+    fallback_reason: FailoverReason | None = None
+    # Set on the primary's failures that the fallback may answer instead of.
+    failover: FailoverReason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,9 @@ class AnswerOutput(Protocol):
 class AdminNotifier(Protocol):
     async def login_problem(self, note: Note, fingerprint: str | None) -> None: ...
 
+    async def failover(self, primary: str, fallback: str, reason: FailoverReason) -> None:
+        """The fallback answers from now on (once per episode)."""
+
 
 class StopRelay(Protocol):
     """Carries stop requests to the instance that streams the answer (several instances)."""
@@ -134,7 +147,7 @@ class AnswerMetrics(Protocol):
 @dataclass(frozen=True, slots=True)
 class Question:
     key: ConversationKey
-    text: str  # exactly what goes to Hailuo
+    text: str  # exactly what goes upstream (and into the stored history)
     chat_id: int
     thread_id: int
     user_id: int
@@ -156,6 +169,7 @@ class RunningAnswer:
     question: Question
     task: asyncio.Task[None] | None = None
     stop_reason: Note | None = None
+    forgotten: bool = False  # /forget came while it streamed: its exchange is not stored
 
     def stop(self, reason: Note = Note.STOPPED) -> None:
         if self.stop_reason is None:
@@ -173,6 +187,21 @@ class _Progress:
     truncated: bool = False
     reasoning: str = ""
     switched_to: str | None = None  # UPSTREAM changed: this answer starts afresh there
+    upstream: str = ""  # the upstream that answers (the fallback's after a failover)
+
+    def restart(self) -> None:
+        """The primary failed before any text: the fallback starts from nothing."""
+        self.reasoning = ""
+        self.truncated = False
+        self.switched_to = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    text: str
+    conversation: Conversation | None
+    history: list[Turn]
+    model: str | None
 
 
 @dataclass
@@ -197,11 +226,20 @@ class AnswerService:
         metrics: AnswerMetrics | None = None,
         max_answer_chars: int = 64_000,
         queue_depth: int = 10,
+        logins: LoginSource | None = None,
+        fallback: Endpoint | None = None,
+        history_chars: int = 24_000,
     ) -> None:
         self._conversations = ConversationStore(database)
         self._answers = AnswerStore(database)
-        self._logins = LoginService(database, client.name)
+        self._history = HistoryStore(database)
+        self._chat_settings = ChatSettingsStore(database)
+        self._logins: LoginSource = logins or LoginService(database, client.name)
         self._client = client
+        self._primary = Endpoint(client, self._logins)
+        self._fallback = fallback
+        self.failover = Failover()
+        self._history_chars = history_chars
         self._notifier = notifier
         self._queue: ConversationQueue = queue or LocalConversationQueue()
         self._instance_id = instance_id
@@ -292,24 +330,33 @@ class AnswerService:
     ) -> Outcome | Refusal:
         if self._closing:
             return await self.refuse(answer_id, Note.RESTART)
-        login = await through_outage(self._logins.current, "reading the login")
-        if login is None:
-            if not self._no_login_reported:
-                self._no_login_reported = True
-                await self._notifier.login_problem(Note.NO_LOGIN, None)
-            return await self.refuse(answer_id, Note.NO_LOGIN)
-        if login.record.invalid_at is not None:
-            # Admins were told when it was rejected.
-            return await self.refuse(answer_id, Note.LOGIN_EXPIRED)
-        self._no_login_reported = False
-        login = await self._renew_if_expiring(login)
+        usable = await self._primary_login()
+        if isinstance(usable, Note) and self._fallback is None:
+            return await self.refuse(answer_id, usable)
+        login = None if isinstance(usable, Note) else usable  # None: the fallback answers
         if self._stop_relay is not None:
             await self._fence(question.key, question.message_id)
         record = await through_outage(
             lambda: self._conversations.get_or_create(question.key), "reading a conversation"
         )
+        chat = await through_outage(
+            lambda: self._chat_settings.get(question.chat_id), "reading the chat's settings"
+        )
         output = make_output(answer_id)
-        return await self._run(question, record, login, answer_id, output)
+        return await self._run(question, record, chat, login, answer_id, output)
+
+    async def _primary_login(self) -> ActiveLogin | Note:
+        """The primary's usable login, or why there is none."""
+        login = await through_outage(self._logins.current, "reading the login")
+        if login is None:
+            if not self._no_login_reported:
+                self._no_login_reported = True
+                await self._notifier.login_problem(Note.NO_LOGIN, None)
+            return Note.NO_LOGIN
+        if login.record.invalid_at is not None:
+            return Note.LOGIN_EXPIRED  # admins were told when it was rejected
+        self._no_login_reported = False
+        return await self._renew_if_expiring(login)
 
     async def refuse(self, answer_id: int, note: Note) -> Refusal:
         status = AnswerStatus.INTERRUPTED if note is Note.RESTART else AnswerStatus.FAILED
@@ -396,11 +443,34 @@ class AnswerService:
         """Start a fresh conversation (in its turn, between the questions around it)."""
         return await self._conversations.reset(key)
 
+    async def forget(self, chat_id: int) -> int:
+        """/forget: the chat's stored history goes, every conversation of the chat starts
+        afresh, and answers streaming there now are not stored either. Returns the number of
+        exchanges deleted."""
+        for running in self.running.values():
+            if running.question.chat_id == chat_id:
+                running.forgotten = True
+        return await self._history.forget_chat(chat_id)
+
+    async def purge_history(self, keep_days: int) -> int:
+        """Retention: exchanges older than `keep_days` are deleted."""
+        return await self._history.purge(datetime.now(UTC) - timedelta(days=keep_days))
+
+    @property
+    def logins(self) -> LoginSource:
+        """Where the primary upstream's login comes from."""
+        return self._logins
+
+    @property
+    def fallback(self) -> Endpoint | None:
+        return self._fallback
+
     async def _run(
         self,
         question: Question,
         record: ConversationRecord,
-        login: ActiveLogin,
+        chat: ChatSettings,
+        login: ActiveLogin | None,
         answer_id: int,
         output: AnswerOutput,
     ) -> Outcome:
@@ -412,19 +482,10 @@ class AnswerService:
             self._metrics.answer_started()
         started = time.monotonic()
         progress = _Progress()
-        conversation = self._continued(record)
-        if conversation is not None and conversation.upstream != self._client.name:
-            # UPSTREAM changed since: a fresh conversation here, and the chat is told (once:
-            # the row records the new upstream with this answer).
-            progress.switched_to = self._client.name
-            conversation = None
         output.waiting()
-        running.task = asyncio.create_task(
-            self._consume(running, login, question.text, conversation, progress, output)
-        )
         outcome: Outcome | None = None
         try:
-            outcome = await self._outcome(running, login, progress)
+            outcome = await self._through_upstreams(running, record, chat, login, progress, output)
             if progress.switched_to is not None:
                 outcome = dataclasses.replace(outcome, switched_to=progress.switched_to)
             try:
@@ -443,7 +504,12 @@ class AnswerService:
                         bot_message_ids=message_ids,
                         error_kind=final.note.value if final.note is not Note.NONE else None,
                         error_text=final.detail or None,
-                        conversation=self._conversation_update(record, progress, self._client.name),
+                        conversation=None
+                        if running.forgotten
+                        else self._conversation_update(record, progress),
+                        turn=NewTurn(question.text, progress.text, progress.upstream)
+                        if progress.text.strip() and not running.forgotten
+                        else None,
                     ),
                     f"saving answer {answer_id}",
                 )
@@ -465,9 +531,102 @@ class AnswerService:
                     self._metrics.first_text(progress.first_text_at - started)
         return outcome
 
+    async def _through_upstreams(
+        self,
+        running: RunningAnswer,
+        record: ConversationRecord,
+        chat: ChatSettings,
+        login: ActiveLogin | None,
+        progress: _Progress,
+        output: AnswerOutput,
+    ) -> Outcome:
+        """The primary answers; the fallback instead when the primary has no usable login, is
+        resting after an outage, or fails before any text was shown."""
+        fallback = self._fallback
+        reason = FailoverReason.LOGIN if login is None else None
+        if login is not None and fallback is not None and self.failover.resting:
+            reason = FailoverReason.OUTAGE
+        if login is not None and reason is None:
+            outcome = await self._attempt(
+                running, self._primary, login, record, chat, progress, output
+            )
+            if outcome.status is AnswerStatus.DONE:
+                self.failover.primary_worked()
+            if (
+                fallback is None
+                or outcome.failover is None
+                or progress.text.strip()
+                or running.stop_reason is not None
+            ):
+                return outcome
+            reason = outcome.failover
+            log.info("answer %s: %s failed (%s)", running.answer_id, self._primary.name, reason)
+            await self._fail_over(reason, outcome.retry_after)
+            progress.restart()
+        elif login is None:
+            await self._fail_over(FailoverReason.LOGIN, None)
+        assert fallback is not None
+        assert reason is not None
+        fallback_login = await fallback.logins.current()
+        if fallback_login is None:
+            return Outcome(AnswerStatus.FAILED, Note.NO_LOGIN)
+        outcome = await self._attempt(
+            running, fallback, fallback_login, record, chat, progress, output
+        )
+        if progress.text.strip():
+            outcome = dataclasses.replace(
+                outcome, answered_by=fallback.name, fallback_reason=reason
+            )
+        return outcome
+
+    async def _fail_over(self, reason: FailoverReason, retry_after: float | None) -> None:
+        assert self._fallback is not None
+        if self.failover.primary_failed(reason, retry_after):
+            log.warning(
+                "%s cannot answer (%s): %s answers instead",
+                self._primary.name,
+                reason,
+                self._fallback.name,
+            )
+            await self._notifier.failover(self._primary.name, self._fallback.name, reason)
+
+    async def _attempt(
+        self,
+        running: RunningAnswer,
+        endpoint: Endpoint,
+        login: ActiveLogin,
+        record: ConversationRecord,
+        chat: ChatSettings,
+        progress: _Progress,
+        output: AnswerOutput,
+    ) -> Outcome:
+        """One upstream's try at the answer."""
+        conversation = self._continued(record) if endpoint.client.keeps_history else None
+        if conversation is not None and conversation.upstream != endpoint.name:
+            if endpoint is self._primary:
+                # UPSTREAM changed since: a fresh conversation here, and the chat is told
+                # (once: the row records the new upstream with this answer).
+                progress.switched_to = endpoint.name
+            conversation = None
+        history: list[Turn] = []
+        if not endpoint.client.keeps_history:
+            stored = await through_outage(
+                lambda: self._history.recent(record.id, self._history_chars),
+                "reading the conversation's history",
+            )
+            history = [Turn(turn.question, turn.answer) for turn in stored]
+        progress.upstream = endpoint.name
+        request = _Request(
+            running.question.text, conversation, history, chat.model_for(endpoint.name)
+        )
+        running.task = asyncio.create_task(
+            self._consume(running, endpoint, login, request, progress, output)
+        )
+        return await self._outcome(running, endpoint, login, progress)
+
     @staticmethod
     def _conversation_update(
-        record: ConversationRecord, progress: _Progress, upstream: str
+        record: ConversationRecord, progress: _Progress
     ) -> ConversationUpdate | None:
         if progress.conversation is None:
             return None
@@ -476,19 +635,25 @@ class AnswerService:
             upstream_chat_id=progress.conversation.chat_id,
             token_fingerprint=progress.conversation.token_fingerprint,
             title=progress.title or None,
-            upstream=upstream,
+            upstream=progress.conversation.upstream,
         )
 
     async def _consume(
         self,
         running: RunningAnswer,
+        endpoint: Endpoint,
         login: ActiveLogin,
-        text: str,
-        conversation: Conversation | None,
+        request: _Request,
         progress: _Progress,
         output: AnswerOutput,
     ) -> None:
-        events = self._client.stream(login.auth, text, conversation)
+        events = endpoint.client.stream(
+            login.auth,
+            request.text,
+            request.conversation,
+            history=request.history,
+            model=request.model,
+        )
         async with contextlib.aclosing(events):
             await self._read(running, events, progress, output)
 
@@ -522,7 +687,7 @@ class AnswerService:
                 return  # asked to stop: even if the cancellation was swallowed below us
 
     async def _outcome(
-        self, running: RunningAnswer, login: ActiveLogin, progress: _Progress
+        self, running: RunningAnswer, endpoint: Endpoint, login: ActiveLogin, progress: _Progress
     ) -> Outcome:
         assert running.task is not None
         try:
@@ -540,29 +705,42 @@ class AnswerService:
         except (AuthRejected, SignatureRejected) as exc:
             self._keep_partial(progress, exc)
             detail = self._upstream_failed(exc)
-            if not await self._login_really_rejected(login):
-                return Outcome(AnswerStatus.FAILED, Note.UPSTREAM_ERROR, detail)
-            if await self._logins.rejected(login):
-                await self._notifier.login_problem(Note.LOGIN_EXPIRED, login.auth.fingerprint)
-            return Outcome(AnswerStatus.FAILED, Note.LOGIN_EXPIRED, detail)
+            outage = FailoverReason.OUTAGE
+            if not await self._login_really_rejected(endpoint, login):
+                return Outcome(AnswerStatus.FAILED, Note.UPSTREAM_ERROR, detail, failover=outage)
+            keyed = isinstance(endpoint.logins, KeyLogins)
+            note = Note.KEY_REJECTED if keyed else Note.LOGIN_EXPIRED
+            if await endpoint.logins.rejected(login):
+                await self._notifier.login_problem(note, login.auth.fingerprint)
+            return Outcome(AnswerStatus.FAILED, note, detail, failover=FailoverReason.LOGIN)
         except RateLimited as exc:
             self._keep_partial(progress, exc)
             detail = self._upstream_failed(exc)
-            return Outcome(AnswerStatus.FAILED, Note.UPSTREAM_BUSY, detail, exc.retry_after)
+            return Outcome(
+                AnswerStatus.FAILED,
+                Note.UPSTREAM_BUSY,
+                detail,
+                exc.retry_after,
+                failover=FailoverReason.OUTAGE,
+            )
         except UpstreamFailure as exc:
             self._keep_partial(progress, exc)
             detail = self._upstream_failed(exc)
             log.warning("answer %s failed: %s", running.answer_id, detail)
+            # Down, changed, or cut before any text: another upstream may well answer.
+            failover = None if exc.kind == "upstream" else FailoverReason.OUTAGE
             if exc.kind == "interrupted":
-                return Outcome(AnswerStatus.INTERRUPTED, Note.INTERRUPTED, detail)
+                return Outcome(
+                    AnswerStatus.INTERRUPTED, Note.INTERRUPTED, detail, failover=failover
+                )
             note = Note.UPSTREAM_DOWN if exc.kind == "unavailable" else Note.UPSTREAM_ERROR
-            return Outcome(AnswerStatus.FAILED, note, detail)
+            return Outcome(AnswerStatus.FAILED, note, detail, failover=failover)
         except Exception as exc:
             log.exception("answer %s failed unexpectedly", running.answer_id)
             return Outcome(AnswerStatus.FAILED, Note.INTERNAL, type(exc).__name__)
         if running.stop_reason is not None:
             return self._stopped(running)
-        await self._logins.worked(login)
+        await endpoint.logins.worked(login)
         self.stats.last_success_at = time.time()
         if not progress.text.strip():
             return Outcome(AnswerStatus.DONE, Note.EMPTY)
@@ -582,13 +760,13 @@ class AnswerService:
         cut = max(text.rfind("\n", 0, limit), text.rfind(" ", 0, limit))
         return text[: cut if cut >= floor else limit]
 
-    async def _login_really_rejected(self, login: ActiveLogin) -> bool:
+    async def _login_really_rejected(self, endpoint: Endpoint, login: ActiveLogin) -> bool:
         """One refusal can be a blip (a proxy, a deploy upstream): where the upstream has a
         cheap authenticated call, the login is declared dead only if that refuses it too."""
-        if not self._client.probes_login:
+        if not endpoint.client.probes_login:
             return True
         try:
-            await self._client.probe(login.auth)
+            await endpoint.client.probe(login.auth)
         except (AuthRejected, SignatureRejected):
             return True
         except UpstreamFailure as exc:

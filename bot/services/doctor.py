@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.config import Settings
-from bot.services.factories import agent_hosts, build_upstream
-from bot.services.logins import ActiveLogin, LoginService
+from bot.config import ConfigError, Settings
+from bot.services.factories import agent_hosts, build_upstream, login_source
+from bot.services.logins import ActiveLogin
 from bot.storage.database import Database
 from bot.upstream import (
     AuthRejected,
@@ -47,22 +47,37 @@ class Step:
 class Doctor:
     def __init__(self, settings: Settings, database: Database) -> None:
         self._settings = settings
-        self._logins = LoginService(database, settings.upstream)
+        self._database = database
 
     async def steps(self, *, ask: bool = True) -> AsyncIterator[Step]:
+        """The settings, then for `UPSTREAM` (and `UPSTREAM_FALLBACK`): login, probe, question."""
         settings = self._settings
+        try:
+            settings.require_upstream_settings()
+        except ConfigError as exc:
+            yield Step("settings", False, str(exc))
+            return
         yield Step("settings", True, self._describe_settings())
-        login = await self._logins.current()
+        upstreams = [settings.upstream]
+        if settings.upstream_fallback is not None:
+            upstreams.append(settings.upstream_fallback)
+        for name in upstreams:
+            prefix = "" if name == settings.upstream else "fallback "
+            async for step in self._check(name, ask=ask):
+                yield Step(prefix + step.name, step.ok, step.detail)
+
+    async def _check(self, name: str, *, ask: bool) -> AsyncIterator[Step]:
+        login = await login_source(self._settings, self._database, name).current()
         if login is None:
             yield Step(
                 "login",
                 False,
-                f"no {settings.upstream} login is stored: /login in Telegram, "
+                f"no {name} login is stored: /login in Telegram, "
                 "`python -m bot login`, or `python -m bot auth import FILE`",
             )
             return
         yield self._login_step(login)
-        async with _closing(build_upstream(settings)) as upstream:
+        async with _closing(build_upstream(self._settings, name)) as upstream:
             probe = await self._probe(upstream, login)
             yield probe
             if not probe.ok or not ask:
@@ -76,6 +91,11 @@ class Doctor:
             return (
                 f"UPSTREAM=minimax-agent, region {settings.minimax_region}, model "
                 f"{settings.minimax_model}, API {api}, stream {stream}"
+            )
+        if settings.upstream == "minimax-api":
+            return (
+                f"UPSTREAM=minimax-api, model {settings.minimax_model}, "
+                f"{settings.minimax_api_base_url}"
             )
         return f"UPSTREAM=hailuo, {settings.hailuo_base_url}"
 

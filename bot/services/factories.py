@@ -7,6 +7,9 @@ from bot.hailuo import HailuoClient
 from bot.hailuo.login import HailuoLoginCapture
 from bot.minimax_agent.client import MiniMaxAgentClient, default_hosts
 from bot.minimax_agent.login import AgentLoginCapture
+from bot.services.logins import LoginService
+from bot.services.upstreams import Endpoint, KeyLogins, LoginSource
+from bot.storage.database import Database
 from bot.upstream import Upstream, UpstreamTimeouts
 from bot.upstream.browser import BrowserLogin, LoginCapture, LoginOptions
 
@@ -43,11 +46,45 @@ def minimax_agent_client(settings: Settings) -> MiniMaxAgentClient:
     )
 
 
-def build_upstream(settings: Settings) -> Upstream:
-    """The adapter `UPSTREAM` names."""
-    if settings.upstream == "hailuo":
+def minimax_api_client(settings: Settings) -> Upstream:
+    # Imported here: the openai package costs memory that deployments without it need not pay.
+    from bot.minimax_api.client import MiniMaxApiClient
+
+    return MiniMaxApiClient(
+        base_url=settings.minimax_api_base_url,
+        model=settings.minimax_model,
+        system_prompt=settings.system_prompt,
+        proxy=settings.hailuo_proxy,
+        timeouts=timeouts(settings),
+    )
+
+
+def build_upstream(settings: Settings, name: str | None = None) -> Upstream:
+    """The adapter `name` (default: `UPSTREAM`) names."""
+    name = name or settings.upstream
+    if name == "hailuo":
         return hailuo_client(settings)
+    if name == "minimax-api":
+        return minimax_api_client(settings)
     return minimax_agent_client(settings)
+
+
+def login_source(settings: Settings, database: Database | None, upstream: str) -> LoginSource:
+    """The API's key comes from the settings; web upstreams' logins from the database."""
+    if upstream == "minimax-api":
+        from bot.minimax_api.credentials import ApiKey
+
+        return KeyLogins(ApiKey(key=settings.api_key()))
+    assert database is not None, "a web login is stored in the database"
+    return LoginService(database, upstream)
+
+
+def fallback_endpoint(settings: Settings, database: Database) -> Endpoint | None:
+    """`UPSTREAM_FALLBACK`, ready to answer, or None."""
+    name = settings.upstream_fallback
+    if name is None:
+        return None
+    return Endpoint(build_upstream(settings, name), login_source(settings, database, name))
 
 
 def login_options(settings: Settings) -> LoginOptions:

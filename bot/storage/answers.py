@@ -15,6 +15,7 @@ from bot.storage.conversations import (
     key_filter,
 )
 from bot.storage.database import Database
+from bot.storage.history import NewTurn, add_turn
 from bot.storage.models import (
     UNFINISHED_STATUSES,
     AnswerRow,
@@ -177,11 +178,19 @@ class AnswerStore:
         error_kind: str | None = None,
         error_text: str | None = None,
         conversation: ConversationUpdate | None = None,
+        turn: NewTurn | None = None,
     ) -> None:
-        """The answer's last write; the conversation it continued is updated in the same one."""
+        """The answer's last write; the conversation it continued is updated, and the exchange
+        stored in its history, in the same one."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status} is not a final status")
         async with self._db.writing() as session:
+            if turn is not None:
+                conversation_id = await session.scalar(
+                    select(AnswerRow.conversation_id).where(AnswerRow.id == answer_id)
+                )
+                if conversation_id is not None:
+                    await add_turn(session, conversation_id, answer_id, turn)
             if conversation is not None:
                 values: dict[str, object] = {
                     "upstream": clean(conversation.upstream, 32),

@@ -16,6 +16,12 @@ class ChatSettings:
     chat_id: int
     context_mode: ContextMode = ContextMode.SHARED
     language: str | None = None
+    model: str | None = None
+    model_upstream: str | None = None
+
+    def model_for(self, upstream: str) -> str | None:
+        """The model picked with /model, if it was picked for this upstream."""
+        return self.model if self.model and self.model_upstream == upstream else None
 
 
 class ChatSettingsStore:
@@ -36,6 +42,10 @@ class ChatSettingsStore:
 
     async def set_language(self, chat_id: int, language: str | None) -> None:
         await self._upsert(chat_id, language=language)
+
+    async def set_model(self, chat_id: int, upstream: str, model: str | None) -> None:
+        """None: back to the default model."""
+        await self._upsert(chat_id, model=model, model_upstream=upstream if model else None)
 
     async def _upsert(self, chat_id: int, **values: Any) -> None:
         values["updated_at"] = utcnow()
@@ -72,4 +82,6 @@ class UserSettingsStore:
 
 
 def _chat(row: ChatSettingsRow) -> ChatSettings:
-    return ChatSettings(row.chat_id, ContextMode(row.context_mode), row.language)
+    return ChatSettings(
+        row.chat_id, ContextMode(row.context_mode), row.language, row.model, row.model_upstream
+    )

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.database import Database
+from bot.storage.history import forget_conversations
 from bot.storage.models import NO_TOPIC, SHARED, ChatSettingsRow, ConversationRow, utcnow
 from bot.storage.values import clean, upstream_id
 
@@ -127,14 +128,21 @@ class ConversationStore:
             )
 
     async def reset(self, key: ConversationKey) -> bool:
-        """Start afresh on the next message; the row and its answers stay."""
+        """Start afresh on the next message: the stored history goes, the row and its answers
+        stay."""
         async with self._db.writing() as session:
-            result = await session.execute(
+            conversation_id = await session.scalar(
+                select(ConversationRow.id).where(key_filter(key))
+            )
+            if conversation_id is None:
+                return False
+            await forget_conversations(session, [conversation_id])
+            await session.execute(
                 update(ConversationRow)
-                .where(key_filter(key))
+                .where(ConversationRow.id == conversation_id)
                 .values(upstream_chat_id="", token_fingerprint="", title="", updated_at=utcnow())
             )
-            return bool(getattr(result, "rowcount", 0))
+            return True
 
     async def move_chat(self, old_chat_id: int, new_chat_id: int) -> int:
         """A group became a supergroup: its conversations follow it to the new chat id.

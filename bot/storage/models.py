@@ -162,6 +162,25 @@ class AnswerRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class TurnRow(Base):
+    """One exchange of a conversation as sent and shown: the history an upstream that keeps no
+    conversation (the API) is sent, kept for every upstream so that failover and /new behave
+    the same everywhere. Purged after HISTORY_RETENTION_DAYS, on /new and on /forget."""
+
+    __tablename__ = "turns"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    answer_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    upstream: Mapped[str] = mapped_column(String(32), default="")
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class ChatSettingsRow(Base):
     __tablename__ = "chat_settings"
     __table_args__ = (CheckConstraint(_one_of("context_mode", ContextMode), name="context_mode"),)
@@ -169,6 +188,9 @@ class ChatSettingsRow(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     context_mode: Mapped[str] = mapped_column(String(16), default=ContextMode.SHARED)
     language: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    # The model picked with /model, valid on `model_upstream` only (names differ per upstream).
+    model: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    model_upstream: Mapped[str | None] = mapped_column(String(32), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

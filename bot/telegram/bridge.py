@@ -11,7 +11,7 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import AiogramError, TelegramAPIError, TelegramRetryAfter
-from aiogram.types import Message, ReplyParameters
+from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters
 
 from bot.config import Settings
 from bot.i18n import Translator
@@ -204,12 +204,24 @@ class Bridge:
         if not await self.service.schedule(key, message.message_id, title):
             await self.reply(message, t("queue_full"))
 
-    async def reply(self, message: Message, text: str) -> None:
+    async def reply(
+        self, message: Message, text: str, buttons: InlineKeyboardMarkup | None = None
+    ) -> None:
         """A short notice from a handler, sent in the background: a handler (and the webhook
         request holding it) never waits for a paced send."""
-        self.spawn(self.say(message, text))
+        self.spawn(self.say(message, text, buttons))
 
-    async def say(self, message: Message, text: str) -> None:
+    async def replace_notice(self, chat_id: int, message_id: int, text: str) -> None:
+        """A notice with buttons becomes the outcome of the press (paced like a notice)."""
+        try:
+            async with self.pacer.permit(chat_id, Priority.NOTICE):
+                await self.bot.edit_message_text(chat_id=chat_id, message_id=message_id, text=text)
+        except TelegramAPIError as exc:
+            log.info("could not update notice %s in chat %s: %s", message_id, chat_id, exc)
+
+    async def say(
+        self, message: Message, text: str, buttons: InlineKeyboardMarkup | None = None
+    ) -> None:
         """A short notice in the message's chat and topic, awaited: for work that runs in a
         conversation's turn, so the next turn's answer cannot overtake it. Notices go behind
         answers' first frames and finals, ahead of their intermediate frames."""
@@ -224,6 +236,7 @@ class Bridge:
                         reply_parameters=ReplyParameters(
                             message_id=reply_to, allow_sending_without_reply=True
                         ),
+                        reply_markup=buttons,
                     )
                 return
             except TelegramRetryAfter:

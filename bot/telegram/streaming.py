@@ -37,6 +37,7 @@ from bot.i18n import Translator
 from bot.lifecycle import stop_tasks
 from bot.logs import log_failure
 from bot.services.answering import Note, Outcome
+from bot.services.upstreams import FailoverReason
 from bot.telegram.pacer import Pacer, Priority
 from bot.telegram.render import MESSAGE_LIMIT, Frame, PartSplitter, reasoning_block
 from bot.upstream import display_name
@@ -68,6 +69,7 @@ NOTE_KEYS = {
     Note.EMPTY: "note_empty",
     Note.NO_LOGIN: "error_no_login",
     Note.LOGIN_EXPIRED: "error_login_expired",
+    Note.KEY_REJECTED: "error_key_rejected",
     Note.UPSTREAM_DOWN: "error_upstream_down",
     Note.INTERNAL: "error_internal",
     Note.TRUNCATED: "note_truncated",
@@ -188,6 +190,14 @@ class TelegramAnswer:
         if outcome.switched_to is not None:
             switched = self._t("note_new_upstream", upstream=display_name(outcome.switched_to))
             note = f"{note}\n{switched}" if note else switched
+        if outcome.answered_by is not None:
+            via = self._t(
+                "note_fallback_login"
+                if outcome.fallback_reason is FailoverReason.LOGIN
+                else "note_fallback_outage",
+                fallback=display_name(outcome.answered_by),
+            )
+            note = f"{note}\n{via}" if note else via
         if parts and parts[-1].length + len(note) + 2 <= MESSAGE_LIMIT:
             parts[-1] = parts[-1].with_note(note)
         elif note:  # no room under the last part: the note gets a message of its own

@@ -24,6 +24,7 @@ from bot.upstream.events import (
     TitleGenerated,
     UpstreamEvent,
 )
+from bot.upstream.history import Turn
 from bot.upstream.timeouts import UpstreamTimeouts
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "StreamInterrupted",
     "TextDelta",
     "TitleGenerated",
+    "Turn",
     "Upstream",
     "UpstreamError",
     "UpstreamEvent",

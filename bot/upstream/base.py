@@ -6,12 +6,13 @@ signatures; it knows nothing of Telegram or the database.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol
 
 from bot.upstream.conversation import Conversation
 from bot.upstream.credentials import Credentials
 from bot.upstream.events import UpstreamEvent
+from bot.upstream.history import Turn
 
 DISPLAY_NAMES = {
     "minimax-agent": "MiniMax Agent",
@@ -34,13 +35,29 @@ class Upstream(Protocol):
     def probes_login(self) -> bool:
         """`probe` really asks the upstream (a login refusal can then be confirmed)."""
 
+    @property
+    def keeps_history(self) -> bool:
+        """The upstream remembers its conversations (a web chat); False: every question must
+        carry the conversation's `history` (an API)."""
+
     def stream(
-        self, credentials: Credentials, text: str, conversation: Conversation | None
+        self,
+        credentials: Credentials,
+        text: str,
+        conversation: Conversation | None = None,
+        *,
+        history: Sequence[Turn] = (),
+        model: str | None = None,
     ) -> AsyncGenerator[UpstreamEvent, None]:
         """Ask `text`, continuing `conversation` when it was made here with this login.
 
+        `history` (oldest first) is what an upstream that keeps no conversation is sent before
+        `text`; one that keeps its own ignores it. `model` overrides the configured model.
         Yields ConversationStarted, TitleGenerated, ReasoningDelta and TextDelta events, then
         Finished; raises an UpstreamFailure otherwise. Closing the iterator closes the request."""
+
+    async def models(self, credentials: Credentials) -> list[str]:
+        """The models this upstream offers to this login ([] when it has no choice)."""
 
     async def probe(self, credentials: Credentials) -> Credentials:
         """Check the login with the cheapest authenticated call (raises AuthRejected and the

@@ -4,7 +4,15 @@ Order matters: chat lifecycle, stops and commands come before the catch-all ques
 
 from aiogram import Router
 
-from bot.telegram.routers import admin, conversation, guide, membership, questions, stopping
+from bot.telegram.routers import (
+    admin,
+    choices,
+    conversation,
+    guide,
+    membership,
+    questions,
+    stopping,
+)
 
 
 def all_routers() -> list[Router]:
@@ -14,5 +22,6 @@ def all_routers() -> list[Router]:
         guide.create_router(),
         admin.create_router(),
         conversation.create_router(),
+        choices.create_router(),
         questions.create_router(),
     ]

@@ -21,6 +21,7 @@ from bot import __version__
 from bot.i18n import Translator
 from bot.services.factories import login_options
 from bot.services.login_runner import LoginBusy, LoginCancelled, LoginRunner
+from bot.services.models import ModelCatalog
 from bot.storage.models import AnswerStatus
 from bot.telegram.bridge import Bridge
 from bot.telegram.filters import CallbackPrefix, ChatTypes
@@ -58,6 +59,9 @@ async def login(
     t: Translator,
 ) -> None:
     action = (command.args or "").strip().lower()
+    if bridge.settings.upstream == "minimax-api":
+        await bridge.reply(message, t("login_not_needed"))
+        return
     if action == "cancel":
         cancelled = await runner.cancel_anywhere()
         await bridge.reply(message, t("login_cancelled") if cancelled else t("login_not_running"))
@@ -153,9 +157,11 @@ async def login_button(query: CallbackQuery, runner: LoginRunner, bot: Bot, t: T
         await send_screenshot(bot, query.message.chat.id, runner, t)
 
 
-async def status(message: Message, bridge: Bridge, started_at: float, t: Translator) -> None:
+async def status(
+    message: Message, bridge: Bridge, models: ModelCatalog, started_at: float, t: Translator
+) -> None:
     service = bridge.service
-    login = await bridge.logins.current()
+    login = await service.logins.current()
     now = datetime.now(UTC)
     if login is None:
         login_line = t("status_no_login")
@@ -204,7 +210,18 @@ async def status(message: Message, bridge: Bridge, started_at: float, t: Transla
     upstream = display_name(settings.upstream)
     if settings.upstream == "minimax-agent":
         upstream += f" ({settings.minimax_region}, {settings.minimax_model})"
-    text = t("status_upstream", upstream=upstream) + "\n" + text
+    lines = [t("status_upstream", upstream=upstream)]
+    if service.fallback is not None:
+        state = (
+            t("status_fallback_active", primary=display_name(settings.upstream))
+            if service.failover.resting
+            else t("status_fallback_idle")
+        )
+        lines.append(
+            t("status_fallback", fallback=display_name(service.fallback.name), state=state)
+        )
+    lines.append(t("status_model", model=await models.current(message.chat.id)))
+    text = "\n".join([*lines, text])
     if bridge.settings.redis_url is not None:
         unfinished = counts[AnswerStatus.STREAMING] + counts[AnswerStatus.QUEUED]
         text += t("status_cluster", instance=bridge.settings.instance_id, total=unfinished)
@@ -212,8 +229,10 @@ async def status(message: Message, bridge: Bridge, started_at: float, t: Transla
 
 
 async def status_for_users(message: Message, bridge: Bridge, t: Translator) -> None:
-    login = await bridge.logins.current()
-    working = login is not None and login.record.invalid_at is None
+    login = await bridge.service.logins.current()
+    working = bridge.service.fallback is not None or (
+        login is not None and login.record.invalid_at is None
+    )
     await bridge.reply(message, t("status_user_ok") if working else t("status_user_needs_login"))
 
 
