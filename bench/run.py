@@ -28,6 +28,7 @@ from bot.telegram.render import PartSplitter
 from tests.conftest import forget_redis_keys, free_port, make_auth, scratch_postgres_database
 from tests.standins.hailuo import HailuoStandIn
 from tests.standins.minimax_agent import MiniMaxAgentStandIn
+from tests.standins.openai_compat import DEFAULT_KEY, OpenAICompatStandIn
 from tests.standins.telegram import Limits, TelegramStandIn
 
 TOKEN = "424242:BENCH-token-for-loopback-only"
@@ -180,15 +181,18 @@ class Harness:
         telegram = TelegramStandIn(TOKEN, Limits())
         hailuo = HailuoStandIn()
         agent = MiniMaxAgentStandIn()
+        api = OpenAICompatStandIn()
         await telegram.start()
         await hailuo.start()
         await agent.start()
+        await api.start()
         try:
-            return await self._run(implementation, shape, telegram, hailuo, agent)
+            return await self._run(implementation, shape, telegram, hailuo, agent, api)
         finally:
             await telegram.stop()
             await hailuo.stop()
             await agent.stop()
+            await api.stop()
 
     async def _run(
         self,
@@ -197,6 +201,7 @@ class Harness:
         telegram: TelegramStandIn,
         hailuo: HailuoStandIn,
         agent: MiniMaxAgentStandIn,
+        api: OpenAICompatStandIn,
     ) -> Result:
         auth = make_auth(token="bench-token-0123456789")
         hailuo.valid_tokens.add(auth.token)
@@ -209,6 +214,12 @@ class Harness:
         by_text = {q.text: q for q in questions}
         hailuo.answer_for = lambda text: by_text[text.split(": ", 1)[-1]].answer
         agent.answer_for = hailuo.answer_for
+        # The API streams the same answers at the same pace (after a short reasoning).
+        api.first_chunk_delay = self.args.first_chunk_delay
+        api.chunk_delay = 1 / self.args.chunks_per_second
+        api.chunks_for = agent.chunks_for
+        api.answer_for = hailuo.answer_for
+        api.reasoning_chunk_count = 1
 
         run_dir = Path(tempfile.mkdtemp(dir=self.workdir, prefix=f"{implementation}-{shape.name}-"))
         auth_file = run_dir / "auth.json"
@@ -224,10 +235,14 @@ class Harness:
             auth_file.write_text(json.dumps(login.to_storage()))
         else:
             auth_file.write_text(auth.to_json())
+        on_api = implementation == "api"
+        upstream = "minimax-agent" if on_agent else "minimax-api" if on_api else "hailuo"
         env = {
             **os.environ,
             "BOT_TOKEN": TOKEN,
-            "UPSTREAM": "minimax-agent" if on_agent else "hailuo",
+            "UPSTREAM": upstream,
+            "MINIMAX_API_KEY": DEFAULT_KEY,
+            "MINIMAX_API_BASE_URL": api.base_url,
             "MINIMAX_AGENT_URL": agent.api_url,
             "MINIMAX_AGENT_STREAM_URL": agent.stream_url,
             "TELEGRAM_API_URL": telegram.base_url,
@@ -250,6 +265,8 @@ class Harness:
                 stack.push_async_callback(forget_redis_keys, self.args.redis_url, TOKEN)
             if implementation == "naive":
                 command = [sys.executable, "-m", "bench.naive"]
+            elif on_api:  # the key is a setting: nothing to import
+                command = [sys.executable, "-m", "bot"]
             else:
                 await _check(sys.executable, "-m", "bot", "auth", "import", str(auth_file), env=env)
                 command = [sys.executable, "-m", "bot"]
@@ -288,11 +305,15 @@ class Harness:
         result.cpu_seconds, result.peak_rss_mb = cpu - cpu_at_start, rss
         writes = [_db_writes(path.read_text(errors="replace")) for path in logs]
         result.db_writes = None if None in writes else sum(w or 0 for w in writes)
-        asked = (
-            [(post.json()["content"], post.chunks) for post in agent.message_posts]
-            if on_agent
-            else [(request.fields["msgContent"], request.chunks) for request in hailuo.requests]
-        )
+        if on_agent:
+            asked = [(post.json()["content"], post.chunks) for post in agent.message_posts]
+        elif on_api:
+            asked = [
+                (str(request.messages[-1]["content"]), request.chunks)
+                for request in api.chat_requests
+            ]
+        else:
+            asked = [(request.fields["msgContent"], request.chunks) for request in hailuo.requests]
         self._measure(result, questions, telegram, asked, shape)
         return result
 
@@ -540,7 +561,7 @@ async def _main(args: argparse.Namespace) -> list[Result]:
         os.environ.setdefault("TEST_POSTGRES_URL", args.postgres_url)
         plan = [("cluster-1", saturated), ("cluster-2", saturated)]
     else:
-        plan = [("bridge", light), ("bridge", saturated), ("agent", light)]
+        plan = [("bridge", light), ("bridge", saturated), ("agent", light), ("api", light)]
         if not args.skip_naive:
             plan.append(("naive", light))
     results = []

@@ -223,7 +223,9 @@ class BotApp:
                     app=app,
                 )
                 webhook = (settings.webhook_path, handler.handle)
-            app.web = WebServer(HealthCheck(database), metrics, settings.instance_id, webhook)
+            app.web = WebServer(
+                HealthCheck(database, logins), metrics, settings.instance_id, webhook
+            )
         return app
 
     async def _login_request(self, action: str, chat_id: int) -> None:

@@ -205,10 +205,13 @@ class Settings(BaseSettings):
     def require_upstream_settings(self) -> None:
         """The API upstream needs its key; a fallback must differ from the primary."""
         uses_api = "minimax-api" in (self.upstream, self.upstream_fallback)
-        if uses_api and not self.api_key():
+        key = self.api_key()
+        if uses_api and not key:
             raise ConfigError(
                 "MINIMAX_API_KEY must be set when UPSTREAM or UPSTREAM_FALLBACK is minimax-api"
             )
+        if uses_api and (any(ch.isspace() for ch in key) or key[0] in "'\""):
+            raise ConfigError("MINIMAX_API_KEY must be the bare key, without quotes or spaces")
         if self.upstream_fallback == self.upstream:
             raise ConfigError("UPSTREAM_FALLBACK must name another upstream than UPSTREAM")
 

@@ -38,7 +38,16 @@ class Metrics:
             registry=registry,
         )
         self.upstream_errors = Counter(
-            "hailuo_bridge_upstream_errors", "Hailuo failures by kind.", ["kind"], registry=registry
+            "hailuo_bridge_upstream_errors",
+            "Upstream failures by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.fallback_answers = Counter(
+            "hailuo_bridge_fallback_answers",
+            "Questions answered by UPSTREAM_FALLBACK instead of UPSTREAM, by reason.",
+            ["reason"],
+            registry=registry,
         )
         self.telegram_calls = Counter(
             "hailuo_bridge_telegram_calls",
@@ -81,6 +90,9 @@ class Metrics:
 
     def upstream_error(self, kind: str) -> None:
         self.upstream_errors.labels(kind).inc()
+
+    def fallback_answer(self, reason: str) -> None:
+        self.fallback_answers.labels(reason).inc()
 
     # --- the Bot API session -------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,8 +16,9 @@ from bot.storage.conversations import ConversationKey, ConversationStore
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
 from bot.storage.models import AnswerStatus
-from tests.bridge_env import ADMIN, AGENT_USER, agent_auth, running_agent_bridge
+from tests.bridge_env import ADMIN, AGENT_USER, agent_auth, running_agent_bridge, running_bridge
 from tests.conftest import sqlite_url
+from tests.standins.hailuo import HailuoStandIn
 from tests.standins.minimax_agent import AgentFault, MiniMaxAgentStandIn
 from tests.standins.telegram import TelegramStandIn
 
@@ -231,3 +233,34 @@ async def test_a_token_about_to_expire_is_renewed_before_answering(
     assert login.auth.expires_at.timestamp() > time.time() + 7 * 86400
     [post] = agent.message_posts
     assert post.headers["token"] == login.auth.token, "the question went with the new token"
+
+
+async def test_model_offers_the_agents_models_and_the_choice_reaches_it(
+    tmp_path: Path, telegram: TelegramStandIn, agent: MiniMaxAgentStandIn
+) -> None:
+    setup(telegram)
+    async with running_agent_bridge(tmp_path, telegram, agent):
+        await telegram.send_text(ALICE, ALICE, "/model")
+        await telegram.wait_for(lambda: said(telegram, ALICE, "Pick one"), what="the list")
+        [menu] = [m for m in telegram.bot_messages(ALICE) if "Pick one" in m.text]
+        markup: Any = menu.reply_markup
+        names = [row[0]["text"] for row in markup["inline_keyboard"]]
+        assert names == ["✓ MiniMax-M3 (default)", "MiniMax-M2.7", "MiniMax-M2.7-highspeed"]
+        await telegram.press_button(ALICE, menu.message_id, ALICE, "model:MiniMax-M2.7")
+        await telegram.wait_for(lambda: said(telegram, ALICE, "now uses"), what="chosen")
+        await telegram.send_text(ALICE, ALICE, "which model?")
+        await telegram.wait_for(lambda: said(telegram, ALICE, "You said: which"), what="answer")
+    assert agent.message_posts[-1].json()["model"]["model_id"] == "MiniMax-M2.7"
+
+
+async def test_hailuo_offers_no_model_choice(tmp_path: Path, telegram: TelegramStandIn) -> None:
+    setup(telegram)
+    hailuo = HailuoStandIn()
+    await hailuo.start()
+    try:
+        async with running_bridge(tmp_path, telegram, hailuo):
+            await telegram.send_text(ALICE, ALICE, "/model")
+            await telegram.wait_for(lambda: texts(telegram, ALICE), what="a reply")
+    finally:
+        await hailuo.stop()
+    assert texts(telegram, ALICE) == ["Hailuo offers no choice of model."]

@@ -4,6 +4,7 @@ the API key kept out of every log line — against the Telegram and OpenAI-compa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from tests.bridge_env import (
     running_api_bridge,
     store_login,
 )
-from tests.standins.minimax_agent import MiniMaxAgentStandIn
+from tests.standins.minimax_agent import AgentFault, MiniMaxAgentStandIn
 from tests.standins.openai_compat import DEFAULT_KEY, Fault, OpenAICompatStandIn
 from tests.standins.telegram import TelegramStandIn
 
@@ -225,9 +226,6 @@ async def test_model_lists_buttons_and_the_choice_is_sent_and_shown(
             ),
             what="refusal",
         )
-        await telegram.send_text(ADMIN, ADMIN, "/status")
-        await telegram.wait_for(lambda: said(telegram, ADMIN, "Model here"), what="status")
-    assert any("Model here: MiniMax-M3" in text for text in texts(telegram, ADMIN))
 
 
 async def test_a_group_model_is_changed_by_its_admins_only(
@@ -301,13 +299,14 @@ async def test_failover_from_a_rejected_web_login_keeps_the_history(
         second = texts(telegram, ALICE)[1]
         assert "Answered through MiniMax API while the MiniMax Agent login is renewed" in second
         await telegram.wait_for(lambda: texts(telegram, ADMIN), what="admins told")
+        metrics = env.app.metrics.render().decode()
+        assert 'hailuo_bridge_fallback_answers_total{reason="login"} 2.0' in metrics
         # An admin logs in again: the next question goes to MiniMax Agent.
         await store_login(env.app.settings.database_url, agent_auth(agent))
         await telegram.send_text(ALICE, ALICE, "and now?")
         await telegram.wait_for(lambda: said(telegram, ALICE, "You said: and now?"), what="4")
-    admin_notes = texts(telegram, ADMIN)
-    failover_notes = [text for text in admin_notes if "MiniMax API" in text]
-    assert len(failover_notes) == 1, admin_notes
+    [admin_note] = texts(telegram, ADMIN)  # one notice: the failover (it says to /login)
+    assert "MiniMax API" in admin_note and "/login" in admin_note
     assert len(api.chat_requests) == 2
     assert "Answered through" not in texts(telegram, ALICE)[-1]
 
@@ -318,19 +317,57 @@ async def test_failover_when_the_web_upstream_is_down(
     agent: MiniMaxAgentStandIn,
     api: OpenAICompatStandIn,
 ) -> None:
-    from tests.standins.minimax_agent import AgentFault
-
     setup(telegram)
     fallback = {"upstream_fallback": "minimax-api", **api_settings(api)}
     async with running_agent_bridge(tmp_path, telegram, agent, **fallback) as env:
-        agent.fail_next(AgentFault.SERVER_ERROR)
+        # Down twice: whether the second question finds the primary resting (30 s) or tries
+        # it again, the API answers it (the back-off itself: test_failover_backoff_*).
+        agent.fail_next(AgentFault.SERVER_ERROR, AgentFault.SERVER_ERROR)
         await telegram.send_text(ALICE, ALICE, "anyone there?")
         await telegram.wait_for(lambda: said(telegram, ALICE, "Echo: anyone there?"), what="1")
         await telegram.wait_for(lambda: not env.app.bridge.service.running, what="saved")
-        # The primary rests after an outage: the next question goes straight to the API.
         await telegram.send_text(ALICE, ALICE, "still?")
         await telegram.wait_for(lambda: said(telegram, ALICE, "Echo: still?"), what="2")
+        await telegram.wait_for(lambda: texts(telegram, ADMIN), what="admins told")
         login = await env.app.bridge.service.logins.current()
     assert login is not None and login.record.invalid_at is None, "an outage is not a dead login"
     assert all("is unavailable" in text for text in texts(telegram, ALICE))
-    assert len(agent.message_posts) == 1
+    [notice] = texts(telegram, ADMIN)
+    assert "until it recovers" in notice
+
+
+async def test_stop_reaches_an_answer_the_fallback_streams(
+    tmp_path: Path,
+    telegram: TelegramStandIn,
+    agent: MiniMaxAgentStandIn,
+    api: OpenAICompatStandIn,
+) -> None:
+    setup(telegram)
+    api.gate = asyncio.Event()  # the API holds its stream after the first chunk
+    fallback = {"upstream_fallback": "minimax-api", **api_settings(api)}
+    async with running_agent_bridge(tmp_path, telegram, agent, **fallback) as env:
+        agent.fail_next(AgentFault.SERVER_ERROR)
+        await telegram.send_text(ALICE, ALICE, "long one")
+        await telegram.wait_for(lambda: api.streams_open == 1, what="the API streaming")
+        await telegram.send_text(ALICE, ALICE, "/stop")
+        await telegram.wait_for(lambda: said(telegram, ALICE, "Stopped"), what="stopped")
+        await api.wait_streams_closed(timeout=60)
+        await telegram.wait_for(lambda: not env.app.bridge.service.running, what="saved")
+    assert len(api.chat_requests) == 1
+
+
+async def test_status_shows_the_chats_model(
+    tmp_path: Path, telegram: TelegramStandIn, api: OpenAICompatStandIn
+) -> None:
+    setup(telegram)
+    async with running_api_bridge(tmp_path, telegram, api):
+        await telegram.send_text(ADMIN, ADMIN, "/model")
+        await telegram.wait_for(lambda: said(telegram, ADMIN, "Pick one"), what="the list")
+        [menu] = [m for m in telegram.bot_messages(ADMIN) if "Pick one" in m.text]
+        await telegram.press_button(ADMIN, menu.message_id, ADMIN, "model:MiniMax-M2.7")
+        await telegram.wait_for(lambda: said(telegram, ADMIN, "now uses"), what="chosen")
+        await telegram.send_text(ADMIN, ADMIN, "/status")
+        await telegram.wait_for(lambda: said(telegram, ADMIN, "Model here"), what="status")
+    [status] = [text for text in texts(telegram, ADMIN) if "Model here" in text]
+    assert "Model here: MiniMax-M2.7" in status
+    assert "Upstream: MiniMax API" in status

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from bot.storage.answers import AnswerStore
+from bot.storage.answers import AnswerStore, ConversationUpdate
 from bot.storage.chat_settings import ChatSettingsStore
 from bot.storage.conversations import ConversationKey, ConversationStore
 from bot.storage.database import Database
@@ -45,7 +45,20 @@ async def test_turns_come_back_oldest_first_within_the_budget(database: Database
     # Whole turns only: two and a half turns' worth keeps the newest two.
     kept = await history.recent(conversation.id, size * 2 + size // 2)
     assert [turn.question for turn in kept] == ["q3", "q4"]
-    assert await history.recent(conversation.id, size - 1) == []
+    # The newest exchange alone over the budget is sent shortened (start and end), not dropped.
+    [short] = await history.recent(conversation.id, size - 1)
+    assert short.question == "q4"
+    assert len(short.question) + len(short.answer) <= size - 1
+    assert short.answer.startswith("answer 4") and short.answer.endswith("x")
+    assert "[…]" in short.answer
+
+
+async def test_a_question_too_long_for_the_budget_is_not_cut(database: Database) -> None:
+    key = ConversationKey(42)
+    await _exchange(database, key, "q" * 3000, "short answer")
+    conversation = await ConversationStore(database).get(key)
+    assert conversation is not None
+    assert await HistoryStore(database).recent(conversation.id, 1000) == []
 
 
 async def test_new_deletes_the_conversations_turns_only(database: Database) -> None:
@@ -70,6 +83,38 @@ async def test_forget_deletes_every_conversation_of_the_chat(database: Database)
     assert await history.forget_chat(GROUP) == 3
     assert await history.count() == 1
     assert await history.forget_chat(GROUP) == 0
+
+
+async def test_an_answer_to_a_question_asked_before_forget_is_not_stored(
+    database: Database,
+) -> None:
+    """/forget while an answer streams (on any instance): its exchange is not stored and its
+    upstream conversation not remembered; a question asked after /forget is."""
+    answers, conversations = AnswerStore(database), ConversationStore(database)
+    key = ConversationKey(GROUP, thread_id=5)
+    before = await answers.enqueue(key, chat_id=GROUP, thread_id=5, user_id=1, user_message_id=1)
+    assert await HistoryStore(database).forget_chat(GROUP) == 0
+    after = await answers.enqueue(key, chat_id=GROUP, thread_id=5, user_id=1, user_message_id=2)
+    conversation = await conversations.get(key)
+    assert conversation is not None
+    for answer_id, text in ((before, "before"), (after, "after")):
+        await answers.finish(
+            answer_id,
+            AnswerStatus.DONE,
+            chars=len(text),
+            bot_message_ids=[],
+            conversation=ConversationUpdate(conversation.id, f"web-{text}", "fp"),
+            turn=NewTurn(text, text, "minimax-agent"),
+        )
+    kept = await HistoryStore(database).recent(conversation.id, 1000)
+    assert [turn.question for turn in kept] == ["after"]
+    stored = await conversations.get(key)
+    assert stored is not None
+    assert stored.upstream_chat_id == "web-after"
+    assert [a.status for a in await answers.for_conversation(conversation.id)] == [
+        AnswerStatus.DONE,
+        AnswerStatus.DONE,
+    ]
 
 
 async def test_retention_purges_old_turns(database: Database) -> None:

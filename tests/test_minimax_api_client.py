@@ -280,6 +280,21 @@ async def test_the_model_can_be_chosen_per_question(
     assert caught.value.code == 400
 
 
+async def test_a_strict_server_that_refuses_reasoning_split_still_answers(
+    server: OpenAICompatStandIn, client: MiniMaxApiClient
+) -> None:
+    """A strict OpenAI-compatible server answers 400 to the unknown `reasoning_split`: the
+    question is asked again without it (and later ones too), its inline <think> split out."""
+    server.refused_fields = {"reasoning_split"}
+    events = await ask(client, "hi")
+    assert answer_of(events) == "Echo: hi"
+    assert "think>" not in answer_of(events)
+    assert reasoning_of(events), "the inline reasoning still arrives apart"
+    await ask(client, "again")
+    assert [request.status for request in server.chat_requests] == [400, 200, 200]
+    assert [request.reasoning_split for request in server.chat_requests] == [True, False, False]
+
+
 async def test_a_conversation_argument_is_ignored(
     server: OpenAICompatStandIn, client: MiniMaxApiClient
 ) -> None:

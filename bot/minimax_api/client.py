@@ -79,6 +79,7 @@ class MiniMaxApiClient:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.system_prompt = system_prompt
+        self._split_reasoning = True  # until the server refuses `reasoning_split`
         self._proxy = proxy
         self._timeouts = timeouts or UpstreamTimeouts()
         self._http: openai.DefaultAsyncHttpxClient | None = None  # made on first use
@@ -133,12 +134,7 @@ class MiniMaxApiClient:
         first_limit = min(self._timeouts.first_event, self._timeouts.total)
         try:
             async with asyncio.timeout_at(started + first_limit):
-                chunks = await client.chat.completions.create(
-                    model=model or self.model,
-                    messages=self._messages(text, history),
-                    stream=True,
-                    extra_body={"reasoning_split": True},
-                )
+                chunks = await self._open(client, model or self.model, text, history)
         except TimeoutError:
             raise UpstreamUnavailable(f"{NAME} did not answer within {first_limit:g} s") from None
         except openai.OpenAIError as exc:
@@ -194,6 +190,28 @@ class MiniMaxApiClient:
             await chunks.close()
 
     # --- requests --------------------------------------------------------------------------------
+
+    async def _open(
+        self, client: openai.AsyncOpenAI, model: str, text: str, history: Sequence[Turn]
+    ) -> openai.AsyncStream[ChatCompletionChunk]:
+        """The streamed request; reasoning asked for apart (`reasoning_split`, MiniMax's). A
+        strict OpenAI-compatible server refuses the unknown field with a 400 naming it: then
+        it is asked without, once and from then on (its inline <think> is split out anyway)."""
+        messages = self._messages(text, history)
+        if self._split_reasoning:
+            try:
+                return await client.chat.completions.create(
+                    model=model,
+                    messages=messages,
+                    stream=True,
+                    extra_body={"reasoning_split": True},
+                )
+            except openai.BadRequestError as exc:
+                if "reasoning_split" not in str(exc.message):
+                    raise
+                log.info("%s does not take reasoning_split; asking without it", NAME)
+                self._split_reasoning = False
+        return await client.chat.completions.create(model=model, messages=messages, stream=True)
 
     async def _json_body(self, response: Any, total_deadline: float) -> object:
         """The JSON body of a 200 that is not a stream; openai wraps the HTTP library's errors

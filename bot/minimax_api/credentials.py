@@ -12,7 +12,8 @@ from bot.upstream import Credentials, fingerprint
 class ApiKey(Credentials):
     """Built by the caller from the setting; there is no browser login to capture."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # A refused value must never be echoed in a validation error (it is the secret).
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
     UPSTREAM: ClassVar[str] = "minimax-api"
 
     key: str = Field(min_length=1)

@@ -143,6 +143,8 @@ class AnswerMetrics(Protocol):
 
     def upstream_error(self, kind: str) -> None: ...
 
+    def fallback_answer(self, reason: str) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Question:
@@ -169,7 +171,6 @@ class RunningAnswer:
     question: Question
     task: asyncio.Task[None] | None = None
     stop_reason: Note | None = None
-    forgotten: bool = False  # /forget came while it streamed: its exchange is not stored
 
     def stop(self, reason: Note = Note.STOPPED) -> None:
         if self.stop_reason is None:
@@ -190,10 +191,13 @@ class _Progress:
     upstream: str = ""  # the upstream that answers (the fallback's after a failover)
 
     def restart(self) -> None:
-        """The primary failed before any text: the fallback starts from nothing."""
+        """The primary failed before any text: the fallback starts from nothing (and the
+        chat keeps the web conversation it had, not one the failed attempt opened)."""
         self.reasoning = ""
         self.truncated = False
         self.switched_to = None
+        self.conversation = None
+        self.title = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +252,7 @@ class AnswerService:
         self._max_answer_chars = max_answer_chars
         self._queue_depth = queue_depth
         self._jobs: set[asyncio.Task[None]] = set()
+        self._notices: set[asyncio.Task[None]] = set()
         self.running: dict[int, RunningAnswer] = {}
         self.stats = AnswerStats()
         self._closing = False
@@ -349,7 +354,8 @@ class AnswerService:
         """The primary's usable login, or why there is none."""
         login = await through_outage(self._logins.current, "reading the login")
         if login is None:
-            if not self._no_login_reported:
+            # With a fallback, admins hear of it once as a failover (which says to /login).
+            if not self._no_login_reported and self._fallback is None:
                 self._no_login_reported = True
                 await self._notifier.login_problem(Note.NO_LOGIN, None)
             return Note.NO_LOGIN
@@ -445,11 +451,8 @@ class AnswerService:
 
     async def forget(self, chat_id: int) -> int:
         """/forget: the chat's stored history goes, every conversation of the chat starts
-        afresh, and answers streaming there now are not stored either. Returns the number of
-        exchanges deleted."""
-        for running in self.running.values():
-            if running.question.chat_id == chat_id:
-                running.forgotten = True
+        afresh, and answers to questions asked before it are not stored when they end either.
+        Returns the number of exchanges deleted."""
         return await self._history.forget_chat(chat_id)
 
     async def purge_history(self, keep_days: int) -> int:
@@ -504,11 +507,9 @@ class AnswerService:
                         bot_message_ids=message_ids,
                         error_kind=final.note.value if final.note is not Note.NONE else None,
                         error_text=final.detail or None,
-                        conversation=None
-                        if running.forgotten
-                        else self._conversation_update(record, progress),
+                        conversation=self._conversation_update(record, progress),
                         turn=NewTurn(question.text, progress.text, progress.upstream)
-                        if progress.text.strip() and not running.forgotten
+                        if progress.text.strip()
                         else None,
                     ),
                     f"saving answer {answer_id}",
@@ -577,6 +578,8 @@ class AnswerService:
             outcome = dataclasses.replace(
                 outcome, answered_by=fallback.name, fallback_reason=reason
             )
+            if self._metrics is not None:
+                self._metrics.fallback_answer(reason.value)
         return outcome
 
     async def _fail_over(self, reason: FailoverReason, retry_after: float | None) -> None:
@@ -588,7 +591,16 @@ class AnswerService:
                 reason,
                 self._fallback.name,
             )
-            await self._notifier.failover(self._primary.name, self._fallback.name, reason)
+            # In the background: the answer must not wait for admins' messages.
+            notice = asyncio.create_task(
+                self._notifier.failover(self._primary.name, self._fallback.name, reason)
+            )
+            self._notices.add(notice)
+            notice.add_done_callback(self._notice_done)
+
+    def _notice_done(self, task: asyncio.Task[None]) -> None:
+        self._notices.discard(task)
+        log_failure(task, "telling admins of a failover", log)
 
     async def _attempt(
         self,
@@ -616,6 +628,8 @@ class AnswerService:
             )
             history = [Turn(turn.question, turn.answer) for turn in stored]
         progress.upstream = endpoint.name
+        if running.stop_reason is not None:  # stopped while the attempt was being prepared
+            return self._stopped(running)
         request = _Request(
             running.question.text, conversation, history, chat.model_for(endpoint.name)
         )
@@ -665,6 +679,8 @@ class AnswerService:
         output: AnswerOutput,
     ) -> None:
         async for event in events:
+            if running.stop_reason is not None:
+                return  # asked to stop: nothing more is shown
             if isinstance(event, TextDelta):
                 progress.text = self._capped(event.text, progress)
                 if progress.first_text_at is None:
@@ -710,7 +726,9 @@ class AnswerService:
                 return Outcome(AnswerStatus.FAILED, Note.UPSTREAM_ERROR, detail, failover=outage)
             keyed = isinstance(endpoint.logins, KeyLogins)
             note = Note.KEY_REJECTED if keyed else Note.LOGIN_EXPIRED
-            if await endpoint.logins.rejected(login):
+            # With a fallback, the failover notice tells admins (users still get answers).
+            covered = endpoint is self._primary and self._fallback is not None
+            if await endpoint.logins.rejected(login) and not covered:
                 await self._notifier.login_problem(note, login.auth.fingerprint)
             return Outcome(AnswerStatus.FAILED, note, detail, failover=FailoverReason.LOGIN)
         except RateLimited as exc:
@@ -856,6 +874,7 @@ class AnswerService:
             running.stop(Note.RESTART)
         # Jobs still waiting (e.g. behind another instance's answer) are cancelled after that.
         await stop_tasks(list(self._jobs), "conversation jobs", grace=SHUTDOWN_DELIVERY_SECONDS)
+        await stop_tasks(list(self._notices), "failover notices")
 
 
 def shorten(text: str, limit: int) -> str:

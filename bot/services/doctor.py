@@ -120,7 +120,7 @@ class Doctor:
         try:
             await upstream.probe(login.auth)
         except UpstreamFailure as exc:
-            return Step("probe", False, _failure(exc))
+            return Step("probe", False, _failure(exc, upstream.name))
         return Step("probe", True, "the upstream accepts the login")
 
     @staticmethod
@@ -133,17 +133,19 @@ class Doctor:
                     if isinstance(event, TextDelta | Finished):
                         text = event.text
         except UpstreamFailure as exc:
-            return Step("question", False, _failure(exc))
+            return Step("question", False, _failure(exc, upstream.name))
         if not text.strip():
             return Step("question", False, "the upstream answered with no text")
         shown = " ".join(text.split())
         return Step("question", True, f"answered: {shown[:60]}{'…' if len(shown) > 60 else ''}")
 
 
-def _failure(exc: UpstreamFailure) -> str:
+def _failure(exc: UpstreamFailure, upstream: str) -> str:
     hint = HINTS.get(exc.kind, "")
     if isinstance(exc, AuthRejected | SignatureRejected):
         hint = HINTS[exc.kind]
+        if upstream == "minimax-api":
+            hint = "check MINIMAX_API_KEY (and MINIMAX_API_BASE_URL) and the account's balance"
     return f"{exc.message}" + (f" → {hint}" if hint else "")
 
 

@@ -6,7 +6,9 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from bot.services.logins import LoginService
+from sqlalchemy import text
+
+from bot.services.upstreams import LoginSource
 from bot.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -27,13 +29,16 @@ class Health:
 
 
 class HealthCheck:
-    def __init__(self, database: Database) -> None:
-        self._logins = LoginService(database)
+    def __init__(self, database: Database, logins: LoginSource) -> None:
+        self._database = database
+        self._logins = logins  # the primary upstream's (an API key needs no query)
 
     async def check(self) -> Health:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
-                login = await self._logins.current()  # a query: it proves the database too
+                async with self._database.reading() as session:
+                    await session.execute(text("SELECT 1"))
+                login = await self._logins.current()
         except Exception as exc:  # any failure means: not reachable
             log.warning("health check: database unreachable (%s)", type(exc).__name__)
             return Health(database=False, login="unknown")

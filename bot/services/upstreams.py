@@ -108,8 +108,10 @@ class Failover:
         return self._clock() < self._resting_until
 
     def primary_failed(self, reason: FailoverReason, retry_after: float | None = None) -> bool:
-        """Record a failure; True when it starts an episode (admins are told once)."""
-        if reason is FailoverReason.OUTAGE:
+        """Record a failure; True when it starts an episode (admins are told once). Answers
+        that were already under way when the primary started resting fail too: they do not
+        lengthen the rest (only a failed try after a rest doubles it)."""
+        if reason is FailoverReason.OUTAGE and not self.resting:
             self._backoff = min(BACKOFF_MAX, self._backoff * 2 or BACKOFF_FIRST)
             self._resting_until = self._clock() + max(self._backoff, retry_after or 0.0)
         started = self._episode is None

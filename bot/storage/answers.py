@@ -79,6 +79,18 @@ class ConversationUpdate:
 FINAL_STATUSES = frozenset(AnswerStatus) - frozenset(UNFINISHED_STATUSES)
 
 
+async def _forgotten_since(session: AsyncSession, answer_id: int) -> bool:
+    """The answer's conversation was forgotten (/forget) after its question was accepted."""
+    row = (
+        await session.execute(
+            select(AnswerRow.created_at, ConversationRow.forgotten_at)
+            .join(ConversationRow, ConversationRow.id == AnswerRow.conversation_id)
+            .where(AnswerRow.id == answer_id)
+        )
+    ).first()
+    return row is not None and row.forgotten_at is not None and row.forgotten_at >= row.created_at
+
+
 class AnswerStore:
     def __init__(self, database: Database) -> None:
         self._db = database
@@ -185,6 +197,10 @@ class AnswerStore:
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status} is not a final status")
         async with self._db.writing() as session:
+            if (turn is not None or conversation is not None) and await _forgotten_since(
+                session, answer_id
+            ):
+                turn = conversation = None  # the chat said /forget after this was asked
             if turn is not None:
                 conversation_id = await session.scalar(
                     select(AnswerRow.conversation_id).where(AnswerRow.id == answer_id)

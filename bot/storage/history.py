@@ -53,13 +53,28 @@ async def forget_conversations(session: AsyncSession, conversation_ids: list[int
     await session.execute(delete(TurnRow).where(TurnRow.conversation_id.in_(conversation_ids)))
 
 
+GAP = "\n[…]\n"
+
+
+def _shortened(question: str, answer: str, max_chars: int) -> tuple[str, str] | None:
+    """The exchange within `max_chars`: the answer's start and end around a gap; None when
+    even the question does not leave room for a useful part of the answer."""
+    room = max_chars - len(question) - len(GAP)
+    if room < min(200, max_chars // 4):
+        return None
+    head = room * 2 // 3
+    return question, answer[:head] + GAP + answer[len(answer) - (room - head) :]
+
+
 class HistoryStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
     async def recent(self, conversation_id: int, max_chars: int) -> list[StoredTurn]:
         """The newest whole turns within `max_chars`, oldest first; older ones are dropped
-        first, and a turn that does not fit ends the history there."""
+        first, and a turn that does not fit ends the history there. The newest turn alone too
+        long for the budget is kept shortened (its start and end), not dropped: "shorten
+        that" after one long answer still needs it."""
         query = (
             select(TurnRow)
             .where(TurnRow.conversation_id == conversation_id)
@@ -72,6 +87,10 @@ class HistoryStore:
             for row in await session.scalars(query):
                 size = len(row.question) + len(row.answer)
                 if used + size > max_chars:
+                    if not kept:
+                        shortened = _shortened(row.question, row.answer, max_chars)
+                        if shortened is not None:
+                            kept.append(StoredTurn(*shortened, row.upstream, row.created_at))
                     break
                 used += size
                 kept.append(StoredTurn(row.question, row.answer, row.upstream, row.created_at))
@@ -85,7 +104,8 @@ class HistoryStore:
 
     async def forget_chat(self, chat_id: int) -> int:
         """/forget: every conversation of the chat (all topics and members) loses its stored
-        turns and starts afresh upstream; returns how many turns were deleted."""
+        turns and starts afresh upstream; answers to questions asked before now are not stored
+        when they end (on any instance). Returns how many turns were deleted."""
         async with self._db.writing() as session:
             ids = list(
                 await session.scalars(
@@ -95,10 +115,17 @@ class HistoryStore:
             if not ids:
                 return 0
             deleted = await session.execute(delete(TurnRow).where(TurnRow.conversation_id.in_(ids)))
+            now = utcnow()
             await session.execute(
                 update(ConversationRow)
                 .where(ConversationRow.id.in_(ids))
-                .values(upstream_chat_id="", token_fingerprint="", title="", updated_at=utcnow())
+                .values(
+                    upstream_chat_id="",
+                    token_fingerprint="",
+                    title="",
+                    updated_at=now,
+                    forgotten_at=now,
+                )
             )
             return int(getattr(deleted, "rowcount", 0) or 0)
 

@@ -110,6 +110,8 @@ class ConversationRow(Base):
     message_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # /forget: answers to questions asked before this are not stored (wherever they stream).
+    forgotten_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class LoginRow(Base):

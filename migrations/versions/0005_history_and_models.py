@@ -1,4 +1,5 @@
-"""Stored conversation history (turns) and the model a chat picked with /model.
+"""Stored conversation history (turns, and when a chat forgot it) and the model a chat picked
+with /model.
 
 Revision ID: 0005
 Revises: 0004
@@ -43,9 +44,13 @@ def upgrade() -> None:
     with op.batch_alter_table("chat_settings", schema=None) as batch_op:
         batch_op.add_column(sa.Column("model", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("model_upstream", sa.String(length=32), nullable=True))
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("forgotten_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("conversations", schema=None) as batch_op:
+        batch_op.drop_column("forgotten_at")
     with op.batch_alter_table("chat_settings", schema=None) as batch_op:
         batch_op.drop_column("model_upstream")
         batch_op.drop_column("model")

@@ -26,9 +26,10 @@ import asyncio
 import enum
 import itertools
 import json
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 from aiohttp import web
@@ -85,6 +86,9 @@ class ChatRequest:
     outcome: str = "pending"  # answered | refused | broken | disconnected
     chunks_sent: int = 0
     completion_id: str = ""
+    # (time, the answer text sent so far) at each chunk that carried answer text (the benchmark
+    # measures how far behind the chat is).
+    chunks: list[tuple[float, str]] = field(default_factory=list)
 
     @property
     def model(self) -> str:
@@ -139,7 +143,9 @@ class OpenAICompatStandIn:
         self.reasoning_style: ReasoningStyle = "reasoning_details"
         self.ignore_reasoning_split = False
         self.ignore_stream = False  # answer one JSON completion even when asked to stream
+        self.refused_fields: set[str] = set()  # body fields answered with 400 (strict servers)
         self.chunk_count = 4  # answer chunks
+        self.chunks_for: Callable[[str], int] | None = None  # answer text -> its chunk count
         self.reasoning_chunk_count = 3
         self.chunk_delay = 0.0  # between chunks
         self.first_chunk_delay = 0.0  # before the first chunk
@@ -255,6 +261,10 @@ class OpenAICompatStandIn:
         problem = self._problem(body)
         if problem is not None:
             return self._refuse(received, problem)
+        unknown = sorted(set(received.body) & self.refused_fields)
+        if unknown:  # a strict OpenAI server: fields it does not know are an error
+            message = f"Unrecognized request argument supplied: {unknown[0]}"
+            return self._refuse(received, _error(400, message, "invalid_request_error"))
         last_user = next(
             (
                 str(message.get("content", ""))
@@ -368,7 +378,7 @@ class OpenAICompatStandIn:
                     }
                     delta = {"content": "", "reasoning_details": [detail]}
                 pieces.append(_Piece(delta, is_answer=False))
-            for piece in split_text(reply.text, self.chunk_count):
+            for piece in split_text(reply.text, self._chunks_of(reply.text)):
                 pieces.append(_Piece({"content": piece}, is_answer=True))
             return pieces
         return [
@@ -380,11 +390,11 @@ class OpenAICompatStandIn:
         """`<think>reasoning</think>\\n\\ntext` cut inside both tags, in the reasoning and
         through the answer; (content, carries answer text) pairs."""
         if not reasoning:
-            return [(piece, True) for piece in split_text(text, self.chunk_count)]
+            return [(piece, True) for piece in split_text(text, self._chunks_of(text))]
         head = f"<think>{reasoning}</think>\n\n"
         close_at = len("<think>") + len(reasoning)
         cuts = {3, len("<think>") + len(reasoning) // 2, close_at + 5, len(head)}
-        answer_pieces = split_text(text, self.chunk_count)
+        answer_pieces = split_text(text, self._chunks_of(text))
         position = len(head)
         for piece in answer_pieces[:-1]:
             position += len(piece)
@@ -398,6 +408,9 @@ class OpenAICompatStandIn:
                 pieces.append((full[start:end], end > len(head)))
             start = end
         return pieces
+
+    def _chunks_of(self, text: str) -> int:
+        return self.chunks_for(text) if self.chunks_for is not None else self.chunk_count
 
     def _chunk(
         self,
@@ -432,6 +445,7 @@ class OpenAICompatStandIn:
             if self.first_chunk_delay:
                 await asyncio.sleep(self.first_chunk_delay)
             answer_chunks = 0
+            content = ""
             for index, piece in enumerate(pieces):
                 if index and self.chunk_delay:
                     await asyncio.sleep(self.chunk_delay)
@@ -440,8 +454,11 @@ class OpenAICompatStandIn:
                 received.chunks_sent += 1
                 if index == 0 and self.gate is not None:
                     await self.gate.wait()
+                content += str(piece.delta.get("content") or "")
                 if not piece.is_answer:
                     continue
+                answer = content.rpartition("</think>")[2].lstrip()
+                received.chunks.append((time.monotonic(), answer))
                 answer_chunks += 1
                 if fault is Fault.BASE_RESP_IN_STREAM:
                     base_resp = {
