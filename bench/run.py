@@ -219,7 +219,10 @@ class Harness:
         api.chunk_delay = 1 / self.args.chunks_per_second
         api.chunks_for = agent.chunks_for
         api.answer_for = hailuo.answer_for
-        api.reasoning_chunk_count = 1
+        # No reasoning, as for the other upstreams here: a "thinking" frame a tenth of a second
+        # before the answer would take the chat's one call a second (real reasoning lasts
+        # seconds, long enough for the frame to be gone).
+        api.default_reasoning = lambda _: ""
 
         run_dir = Path(tempfile.mkdtemp(dir=self.workdir, prefix=f"{implementation}-{shape.name}-"))
         auth_file = run_dir / "auth.json"
@@ -564,6 +567,9 @@ async def _main(args: argparse.Namespace) -> list[Result]:
         plan = [("bridge", light), ("bridge", saturated), ("agent", light), ("api", light)]
         if not args.skip_naive:
             plan.append(("naive", light))
+        if args.only:
+            wanted = set(args.only.split(","))
+            plan = [(name, shape) for name, shape in plan if name in wanted]
     results = []
     for implementation, shape in plan:
         print(f"running {implementation} / {shape.name} …", file=sys.stderr)
@@ -584,6 +590,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=240.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--only", default="", help="run only these, comma-separated: bridge, agent, api, naive"
+    )
     parser.add_argument(
         "--cluster",
         action="store_true",

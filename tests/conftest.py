@@ -18,6 +18,7 @@ from bot.hailuo import AuthState, HailuoClient, HailuoTimeouts
 from bot.storage.database import Database
 from bot.storage.migrations import ensure_schema
 from tests.standins.hailuo import CHAT_PATH, HailuoStandIn
+from tests.standins.minimax_agent import MiniMaxAgentStandIn
 from tests.standins.telegram import TelegramStandIn
 
 pytest_plugins = ["tests.hang_guard"]
@@ -160,6 +161,15 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     await ensure_schema(db, auto_migrate=True)
     yield db
     await db.close()
+
+
+@pytest.fixture
+async def agent() -> AsyncIterator[MiniMaxAgentStandIn]:
+    """The MiniMax Agent stand-in (API and stream hosts on ports of their own)."""
+    standin = MiniMaxAgentStandIn()
+    await standin.start()
+    yield standin
+    await standin.stop()
 
 
 @pytest.fixture

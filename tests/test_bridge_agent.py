@@ -4,11 +4,8 @@ against the Telegram and MiniMax Agent stand-ins (API and stream hosts on differ
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.minimax_agent.credentials import AgentAuth
 from bot.storage.answers import AnswerStore
@@ -25,14 +22,6 @@ from tests.standins.telegram import TelegramStandIn
 ALICE, BOB = 1701, 1702
 GROUP = -1001900
 FORUM = -1001901
-
-
-@pytest.fixture
-async def agent() -> AsyncIterator[MiniMaxAgentStandIn]:
-    standin = MiniMaxAgentStandIn()
-    await standin.start()
-    yield standin
-    await standin.stop()
 
 
 def setup(telegram: TelegramStandIn) -> None:

@@ -26,7 +26,7 @@ from tests.bridge_env import (
 )
 from tests.standins.minimax_agent import AgentFault, MiniMaxAgentStandIn
 from tests.standins.openai_compat import DEFAULT_KEY, Fault, OpenAICompatStandIn
-from tests.standins.telegram import TelegramStandIn
+from tests.standins.telegram import StoredMessage, TelegramStandIn
 
 ALICE, BOB = 1801, 1802
 GROUP = -1001800
@@ -38,14 +38,6 @@ async def api() -> AsyncIterator[OpenAICompatStandIn]:
     async with OpenAICompatStandIn() as standin:
         standin.default_reasoning = lambda _: REASONING
         yield standin
-
-
-@pytest.fixture
-async def agent() -> AsyncIterator[MiniMaxAgentStandIn]:
-    standin = MiniMaxAgentStandIn()
-    await standin.start()
-    yield standin
-    await standin.stop()
 
 
 def setup(telegram: TelegramStandIn) -> None:
@@ -61,6 +53,13 @@ def texts(telegram: TelegramStandIn, chat_id: int) -> list[str]:
 
 def said(telegram: TelegramStandIn, chat_id: int, words: str) -> bool:
     return any(words in text for text in texts(telegram, chat_id))
+
+
+async def message_saying(telegram: TelegramStandIn, chat_id: int, words: str) -> StoredMessage:
+    """The bot's message with buttons that says `words`, once it is there."""
+    await telegram.wait_for(lambda: said(telegram, chat_id, words), what=words)
+    [found] = [m for m in telegram.bot_messages(chat_id) if words in m.text]
+    return found
 
 
 def conversation_of(api: OpenAICompatStandIn, index: int = -1) -> list[tuple[str, str]]:
@@ -140,8 +139,7 @@ async def test_new_starts_empty_and_forget_empties_after_confirmation(
         assert len(conversation_of(api)) == 3
 
         await telegram.send_text(ALICE, ALICE, "/forget")
-        await telegram.wait_for(lambda: said(telegram, ALICE, "cannot be undone"), what="ask")
-        [confirm] = [m for m in telegram.bot_messages(ALICE) if "cannot be undone" in m.text]
+        confirm = await message_saying(telegram, ALICE, "cannot be undone")
         await telegram.press_button(ALICE, confirm.message_id, ALICE, "forget:1")
         await telegram.wait_for(lambda: said(telegram, ALICE, "Forgotten: 2"), what="forgotten")
         await ask(env, ALICE, ALICE, "four", "Echo: four")
@@ -158,8 +156,7 @@ async def test_forget_in_a_group_is_for_its_admins(
         await telegram.send_text(GROUP, BOB, "/forget")
         await telegram.wait_for(lambda: said(telegram, GROUP, "Only the group's admins"), what="no")
         await telegram.send_text(GROUP, ALICE, "/forget")
-        await telegram.wait_for(lambda: said(telegram, GROUP, "cannot be undone"), what="ask")
-        [confirm] = [m for m in telegram.bot_messages(GROUP) if "cannot be undone" in m.text]
+        confirm = await message_saying(telegram, GROUP, "cannot be undone")
         await telegram.press_button(GROUP, confirm.message_id, BOB, "forget:1")  # not an admin
         await telegram.wait_for(lambda: telegram.calls_of("answerCallbackQuery"), what="refusal")
         assert len(await stored_turns(env.database_url)) == 1
@@ -202,8 +199,7 @@ async def test_model_lists_buttons_and_the_choice_is_sent_and_shown(
     setup(telegram)
     async with running_api_bridge(tmp_path, telegram, api) as env:
         await telegram.send_text(ALICE, ALICE, "/model")
-        await telegram.wait_for(lambda: said(telegram, ALICE, "Pick one"), what="the list")
-        [menu] = [m for m in telegram.bot_messages(ALICE) if "Pick one" in m.text]
+        menu = await message_saying(telegram, ALICE, "Pick one")
         markup: Any = menu.reply_markup
         buttons = [row[0] for row in markup["inline_keyboard"]]
         assert [button["text"] for button in buttons] == [
@@ -234,8 +230,7 @@ async def test_a_group_model_is_changed_by_its_admins_only(
     setup(telegram)
     async with running_api_bridge(tmp_path, telegram, api) as env:
         await telegram.send_text(GROUP, BOB, "/model")
-        await telegram.wait_for(lambda: said(telegram, GROUP, "Pick one"), what="the list")
-        [menu] = [m for m in telegram.bot_messages(GROUP) if "Pick one" in m.text]
+        menu = await message_saying(telegram, GROUP, "Pick one")
         await telegram.press_button(GROUP, menu.message_id, BOB, "model:MiniMax-M2.7")
         await telegram.wait_for(lambda: telegram.calls_of("answerCallbackQuery"), what="no")
         await ask(env, GROUP, BOB, "/ask hi", "Echo: Bob: hi")
@@ -362,8 +357,7 @@ async def test_status_shows_the_chats_model(
     setup(telegram)
     async with running_api_bridge(tmp_path, telegram, api):
         await telegram.send_text(ADMIN, ADMIN, "/model")
-        await telegram.wait_for(lambda: said(telegram, ADMIN, "Pick one"), what="the list")
-        [menu] = [m for m in telegram.bot_messages(ADMIN) if "Pick one" in m.text]
+        menu = await message_saying(telegram, ADMIN, "Pick one")
         await telegram.press_button(ADMIN, menu.message_id, ADMIN, "model:MiniMax-M2.7")
         await telegram.wait_for(lambda: said(telegram, ADMIN, "now uses"), what="chosen")
         await telegram.send_text(ADMIN, ADMIN, "/status")

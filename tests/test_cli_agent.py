@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,6 @@ import pytest
 from tests.bridge_env import agent_auth
 from tests.standins.minimax_agent import AgentFault, MiniMaxAgentStandIn
 from tests.test_cli import cli_env, run_cli
-
-
-@pytest.fixture
-async def agent() -> AsyncIterator[MiniMaxAgentStandIn]:
-    standin = MiniMaxAgentStandIn()
-    await standin.start()
-    yield standin
-    await standin.stop()
 
 
 def agent_env(workdir: Path, agent: MiniMaxAgentStandIn) -> dict[str, str]:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    CallbackQuery,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 
 from bot.i18n import Translator
 from bot.services.models import ModelCatalog
@@ -28,9 +34,18 @@ def _fits(name: str) -> bool:
     return ":" not in name and len(ModelChoice(name=name).pack().encode()) <= CALLBACK_LIMIT
 
 
-async def _may_change(bridge: Bridge, chat_id: int, chat_type: str, user_id: int) -> bool:
-    """A private user decides for their chat; a group's admins for the group."""
-    return chat_type == "private" or await bridge.is_chat_admin(chat_id, user_id)
+async def _chat_of_decider(query: CallbackQuery, bridge: Bridge, refusal: str) -> Chat | None:
+    """The chat whose setting the press changes, if the presser may: a private user decides
+    for their chat, a group's admins for the group (otherwise they are told `refusal`)."""
+    message = query.message
+    if message is None:
+        await query.answer()
+        return None
+    chat = message.chat
+    if chat.type != "private" and not await bridge.is_chat_admin(chat.id, query.from_user.id):
+        await query.answer(refusal, show_alert=True)
+        return None
+    return chat
 
 
 async def show_models(
@@ -79,13 +94,8 @@ async def model_chosen(
     models: ModelCatalog,
     t: Translator,
 ) -> None:
-    message = query.message
-    if message is None:
-        await query.answer()
-        return
-    chat = message.chat
-    if not await _may_change(bridge, chat.id, chat.type, query.from_user.id):
-        await query.answer(t("model_admins_only"), show_alert=True)
+    chat = await _chat_of_decider(query, bridge, t("model_admins_only"))
+    if chat is None:
         return
     name = callback_data.name
     try:
@@ -127,13 +137,8 @@ async def forget(message: Message, bridge: Bridge, t: Translator) -> None:
 async def forget_chosen(
     query: CallbackQuery, callback_data: ForgetChoice, bridge: Bridge, t: Translator
 ) -> None:
-    message = query.message
-    if message is None:
-        await query.answer()
-        return
-    chat = message.chat
-    if not await _may_change(bridge, chat.id, chat.type, query.from_user.id):
-        await query.answer(t("forget_admins_only"), show_alert=True)
+    chat = await _chat_of_decider(query, bridge, t("forget_admins_only"))
+    if chat is None:
         return
     if callback_data.confirmed:
         deleted = await bridge.service.forget(chat.id)
