@@ -20,7 +20,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.run import TOKEN, _check, _pct, _process_usage, _terminate
+from bench.run import (
+    FRAME_METHODS,
+    TOKEN,
+    _check,
+    _pct,
+    _process_usage,
+    _terminate,
+    frame_text,
+)
 from tests.conftest import make_auth
 from tests.standins.hailuo import HailuoStandIn
 from tests.standins.telegram import Limits, TelegramStandIn
@@ -159,8 +167,8 @@ def _first_text_ms(
             for call in telegram.calls
             if call.status == 200
             and int(call.params.get("chat_id", 0)) == chat_id
-            and call.method in ("sendMessageDraft", "sendMessage")
-            and call.params.get("text", "").strip()
+            and call.method in FRAME_METHODS
+            and frame_text(call.params).strip()
             and call.at >= first_chunk - 0.001
         ]
         if shown:

@@ -32,7 +32,22 @@ from tests.standins.openai_compat import DEFAULT_KEY, OpenAICompatStandIn
 from tests.standins.telegram import Limits, TelegramStandIn
 
 TOKEN = "424242:BENCH-token-for-loopback-only"
-FRAME_METHODS = {"sendMessage", "editMessageText", "sendMessageDraft"}
+FRAME_METHODS = {
+    "sendMessage", "editMessageText", "sendMessageDraft", "sendRichMessage", "sendRichMessageDraft",
+}  # fmt: skip
+SENDS = {"sendMessage", "sendRichMessage"}
+
+
+def frame_text(params: dict[str, Any]) -> str:
+    """What a frame call shows: its text, or a rich message's Markdown ("" for a thinking
+    block, which shows no answer text)."""
+    rich = params.get("rich_message")
+    if rich is None:
+        return str(params.get("text", ""))
+    content = json.loads(rich) if isinstance(rich, str) else rich
+    return str(content.get("markdown") or "")
+
+
 WORDS = [
     "stream",
     "answer",
@@ -254,6 +269,8 @@ class Harness:
             "QUESTIONS_PER_MINUTE": "1000",
             "MAX_INPUT_CHARS": "4000",
             "LOG_LEVEL": "INFO",
+            # `plain` is the bridge with rich messages off (the entity path only).
+            "RICH_MESSAGES": "off" if implementation == "plain" else "auto",
             "AUTH_FILE": str(auth_file),
         }
         async with contextlib.AsyncExitStack() as stack:
@@ -372,6 +389,7 @@ class Harness:
                     and all(m.reply_markup is None for m in messages)
                     and (
                         implementation == "naive"
+                        or any(m.rich for m in messages)  # one rich message holds it all
                         or len(messages) >= len(expected_parts(question.answer))
                     )
                     and _settled(messages)
@@ -412,13 +430,20 @@ class Harness:
                 c
                 for c in calls
                 if c.status == 200 and int(c.params.get("chat_id", 0)) == question.chat_id
-                and c.params.get("text", "").strip()
+                and frame_text(c.params).strip()
             ]  # fmt: skip
-            final = "\n".join(m.text for m in telegram.bot_messages(question.chat_id))
-            # The naive bot shows raw Markdown, so it is checked against the raw answer.
+            messages = telegram.bot_messages(question.chat_id)
+            final = "\n".join(m.text for m in messages)
+            # The naive bot shows raw Markdown, so it is checked against the raw answer; rich
+            # messages hold Markdown too, cut between lines.
             naive = result.implementation == "naive"
-            expected = [question.answer] if naive else expected_parts(question.answer)
-            if not all(part.strip() in final for part in expected):
+            if any(m.rich for m in messages):
+                lines = set(final.split("\n"))
+                delivered = all(line in lines for line in question.answer.split("\n"))
+            else:
+                expected = [question.answer] if naive else expected_parts(question.answer)
+                delivered = all(part.strip() in final for part in expected)
+            if not delivered:
                 result.lost_or_truncated += 1
             if not chunks or not shown:
                 continue
@@ -474,16 +499,18 @@ def _staleness(shown: list[Any], chunks: list[tuple[float, str]], group: bool) -
             lags.append(0.0)
         if call.at > last_chunk_at + 0.001:
             break  # streaming is over: what follows is final delivery
-        if call.method == "sendMessage":
+        if call.method in SENDS:
             new_messages += 1
             if not group:
                 continue  # a sealed part of a private answer; drafts carry the stream
         sealed = new_messages - 1 if group else new_messages
-        text_length = len(call.params["text"])
+        text_length = len(frame_text(call.params))
+        rich = "rich_message" in call.params  # Markdown as received, plus a few closers
         for index in range(len(chunks) - 1, shown_chunk, -1):
             sealed_lengths, total = rendered[index]
             visible = sum(sealed_lengths[:sealed]) + text_length
-            if total <= visible + 1 and call.at >= chunks[index][0]:
+            shows = len(chunks[index][1]) <= text_length + 8 if rich else total <= visible + 1
+            if shows and call.at >= chunks[index][0]:
                 shown_chunk = index
                 break
     return lags
@@ -564,7 +591,13 @@ async def _main(args: argparse.Namespace) -> list[Result]:
         os.environ.setdefault("TEST_POSTGRES_URL", args.postgres_url)
         plan = [("cluster-1", saturated), ("cluster-2", saturated)]
     else:
-        plan = [("bridge", light), ("bridge", saturated), ("agent", light), ("api", light)]
+        plan = [
+            ("bridge", light),
+            ("plain", light),
+            ("bridge", saturated),
+            ("agent", light),
+            ("api", light),
+        ]
         if not args.skip_naive:
             plan.append(("naive", light))
         if args.only:
@@ -591,7 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument(
-        "--only", default="", help="run only these, comma-separated: bridge, agent, api, naive"
+        "--only",
+        default="",
+        help="run only these, comma-separated: bridge, plain, agent, api, naive",
     )
     parser.add_argument(
         "--cluster",

@@ -156,7 +156,7 @@ class BotApp:
             stop_relay=cluster,
             metrics=metrics,
         )
-        bridge = Bridge(bot, pacer, service, database, settings, languages)
+        bridge = Bridge(bot, pacer, service, database, settings, languages, metrics)
         await bridge.load()
         runner = LoginRunner(
             lambda: browser_login(settings, client), bridge.logins, coordination=cluster

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     minimax_agent_stream_url: str | None = None  # https://agent-stream.minimax.io
     minimax_model: str = Field(default="MiniMax-M3", min_length=1)
     show_reasoning: bool = False
+    # Answers as Telegram rich messages (tables, math, headings; 32 768 characters a message).
+    rich_messages: Literal["auto", "on", "off"] = "auto"
     minimax_api_key: SecretStr | None = None
     minimax_api_base_url: str = DEFAULT_API_BASE_URL
     # The models /model offers (comma-separated); empty: the ones the upstream lists.
@@ -120,7 +122,9 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("upstream", "minimax_region", "upstream_fallback", mode="before")
+    @field_validator(
+        "upstream", "minimax_region", "upstream_fallback", "rich_messages", mode="before"
+    )
     @classmethod
     def _lower_choice(cls, value: object) -> object:
         if value == "":

@@ -43,6 +43,11 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+        self.rich_fallbacks = Counter(
+            "hailuo_bridge_rich_fallbacks",
+            "Answers sent as plain messages after Telegram refused them as rich messages.",
+            registry=registry,
+        )
         self.fallback_answers = Counter(
             "hailuo_bridge_fallback_answers",
             "Questions answered by UPSTREAM_FALLBACK instead of UPSTREAM, by reason.",
@@ -90,6 +95,9 @@ class Metrics:
 
     def upstream_error(self, kind: str) -> None:
         self.upstream_errors.labels(kind).inc()
+
+    def rich_refused(self) -> None:
+        self.rich_fallbacks.inc()
 
     def fallback_answer(self, reason: str) -> None:
         self.fallback_answers.labels(reason).inc()

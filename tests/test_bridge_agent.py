@@ -53,7 +53,8 @@ async def test_private_answer_thinks_first_and_never_shows_the_reasoning(
     [final] = telegram.bot_messages(ALICE)
     assert final.text == "Hello Alice, nice to meet you."
     frames = telegram.draft_frames(ALICE)
-    assert frames[0] == "💭 Thinking…", "the draft shows the model thinking before any text"
+    # A rich draft's thinking block, with the latest reasoning line (RICH_MESSAGES=auto).
+    assert frames[0].startswith("<tg-thinking>"), "the draft shows the model thinking first"
     assert not any("SECRET-REASONING" in frame for frame in frames)
     [post] = agent.message_posts
     assert post.json()["content"] == "Hi!"

@@ -110,7 +110,8 @@ async def test_long_answer_is_split_without_losing_anything(
     answer = "Intro paragraph.\n\n" + code + "\n\nThe end."
     hailuo.answer_next(answer)
     hailuo.chunk_count, hailuo.chunk_delay = 30, 0.05
-    async with running_bridge(tmp_path, telegram, hailuo):
+    # The entity path (RICH_MESSAGES=off); a long rich answer: tests/test_bridge_rich.py.
+    async with running_bridge(tmp_path, telegram, hailuo, rich_messages="off"):
         await telegram.send_text(USER, USER, "long please")
         await telegram.wait_for(
             lambda: any("The end." in m.text for m in telegram.bot_messages(USER)),

@@ -100,7 +100,9 @@ async def test_a_huge_answer_is_cut_and_other_chats_are_served(
     huge = (paragraph + "\n\n") * (1_000_000 // (len(paragraph) + 2))
     hailuo.answer_next(huge)
     hailuo.chunk_count = 4
-    async with running_bridge(tmp_path, telegram, hailuo, max_answer_chars=20_000) as env:
+    async with running_bridge(
+        tmp_path, telegram, hailuo, max_answer_chars=20_000, rich_messages="off"
+    ) as env:  # the entity path's parts (rich ones: tests/test_bridge_rich.py)
         await telegram.send_text(ALICE, ALICE, "tell me everything")
         await telegram.send_text(BOB, BOB, "short one")
         await telegram.wait_for(

@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.i18n import Translator
 from bot.lifecycle import stop_tasks
 from bot.logs import log_failure
+from bot.metrics import Metrics
 from bot.services.answering import AnswerService, Question, Refusal
 from bot.services.logins import LoginService
 from bot.storage.answers import AnswerRecord, AnswerStore
@@ -56,8 +57,10 @@ class Bridge:
         database: Database,
         settings: Settings,
         languages: Languages,
+        metrics: Metrics | None = None,
     ) -> None:
         self.bot = bot
+        self.metrics = metrics
         self.pacer = pacer
         self.service = service
         self.settings = settings
@@ -151,6 +154,8 @@ class Bridge:
                 t,
                 on_first_message=remember_message,
                 show_reasoning=self.settings.show_reasoning,
+                rich_mode=self.settings.rich_messages,
+                on_rich_refused=self.metrics.rich_refused if self.metrics else None,
             )
 
         async def queued(position: int) -> None:

@@ -47,16 +47,25 @@ MAX_URL = 2048
 _SCHEMELESS = re.compile(r"^[\w-]+(?:\.[\w-]+)+(?:[/?#]|$)")  # a host name first, then a path
 
 
+_RICH_ESCAPE = re.compile(r"([\\`*_~|=\[\]()#>$!-])")
+
+
+def rich_escaped(text: str) -> str:
+    """Plain text (a note, the reasoning) as rich Markdown that shows it verbatim."""
+    return _RICH_ESCAPE.sub(r"\\\1", text)
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """What one Telegram message shows."""
+    """What one Telegram message shows: text with entities, or (`rich`) rich Markdown."""
 
     text: str
     entities: tuple[MessageEntity, ...] = ()
+    rich: str = ""  # "markdown" or "html": the `InputRichMessage` field that carries `text`
 
     @property
     def length(self) -> int:
-        return utf16_len(self.text)
+        return len(self.text) if self.rich else utf16_len(self.text)
 
     def above(self, other: Frame) -> Frame:
         """This frame, a blank line, then `other` (its entities shifted)."""
@@ -76,6 +85,9 @@ class Frame:
         if not note:
             return self
         separator = "\n\n" if self.text else ""
+        if self.rich:
+            lines = [f"_{rich_escaped(line)}_" if line.strip() else "" for line in note.split("\n")]
+            return Frame(self.text + separator + "\n".join(lines), rich=self.rich)
         offset = utf16_len(self.text + separator)
         italic = MessageEntity(type="italic", offset=offset, length=utf16_len(note))
         return Frame(self.text + separator + note, (*self.entities, italic))

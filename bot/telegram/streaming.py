@@ -22,12 +22,14 @@ from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
+    TelegramNotFound,
     TelegramRetryAfter,
     TelegramServerError,
 )
 from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputRichMessage,
     MessageEntity,
     ReplyParameters,
 )
@@ -38,6 +40,7 @@ from bot.lifecycle import stop_tasks
 from bot.logs import log_failure
 from bot.services.answering import Note, Outcome
 from bot.services.upstreams import FailoverReason
+from bot.telegram import rich
 from bot.telegram.pacer import Pacer, Priority
 from bot.telegram.render import MESSAGE_LIMIT, Frame, PartSplitter, reasoning_block
 from bot.upstream import display_name
@@ -88,6 +91,12 @@ def note_text(
     return t(NOTE_KEYS[note])
 
 
+def _rich_message(frame: Frame) -> InputRichMessage:
+    if frame.rich == rich.HTML:
+        return InputRichMessage(html=frame.text)
+    return InputRichMessage(markdown=frame.text)
+
+
 def stop_button(answer_id: int, t: Translator) -> InlineKeyboardMarkup:
     button = InlineKeyboardButton(text=t("stop_button"), callback_data=f"stop:{answer_id}")
     return InlineKeyboardMarkup(inline_keyboard=[[button]])
@@ -118,6 +127,8 @@ class TelegramAnswer:
         *,
         on_first_message: Callable[[int], Awaitable[None]] | None = None,
         show_reasoning: bool = False,
+        rich_mode: str = "off",
+        on_rich_refused: Callable[[], None] | None = None,
     ) -> None:
         self._bot = bot
         self._pacer = pacer
@@ -145,6 +156,10 @@ class TelegramAnswer:
         self.first_frame_at: float | None = None
         self._gone = False
         self._formatting = _Formatting.ALL
+        self._rich_mode = rich_mode  # RICH_MESSAGES: auto, on or off
+        self._rich = False  # this answer goes as rich messages (decided once, kept)
+        self._rich_splitter = rich.RichSplitter()
+        self._on_rich_refused = on_rich_refused
 
     # --- AnswerOutput --------------------------------------------------------------------------
 
@@ -183,6 +198,14 @@ class TelegramAnswer:
             await stop_tasks([self._writer], f"frames of answer {self.answer_id}", grace=grace)
         if self._gone:
             return self.message_ids
+        while True:
+            was_rich = self._rich
+            await self._deliver_final(await self._final_parts(markdown, outcome))
+            if not was_rich or self._rich or self._gone:
+                return self.message_ids
+
+    async def _final_parts(self, markdown: str, outcome: Outcome) -> list[Frame]:
+        """The answer's last parts with the note under them (or in a message of its own)."""
         parts = await self._parts(markdown) if markdown.strip() else []
         note = note_text(
             outcome.note, self._t, detail=outcome.detail, retry_after=outcome.retry_after
@@ -198,12 +221,13 @@ class TelegramAnswer:
                 fallback=display_name(outcome.answered_by),
             )
             note = f"{note}\n{via}" if note else via
-        if parts and parts[-1].length + len(note) + 2 <= MESSAGE_LIMIT:
+        # A rich note is escaped Markdown: up to twice its length.
+        room = rich.RICH_LIMIT - len(note) * 2 - 8 if parts and parts[-1].rich else None
+        if parts and parts[-1].length <= (room or MESSAGE_LIMIT - len(note) - 2):
             parts[-1] = parts[-1].with_note(note)
         elif note:  # no room under the last part: the note gets a message of its own
             parts.append(Frame("").with_note(note))
-        await self._deliver_final(parts)
-        return self.message_ids
+        return parts
 
     # --- streaming frames ------------------------------------------------------------------------
 
@@ -242,7 +266,13 @@ class TelegramAnswer:
     async def _parts(self, markdown: str) -> list[Frame]:
         """Rendered parts; off the event loop when the unsealed text is long (the splitter
         serializes its own use, should a cancelled call still be running in its thread). With
-        SHOW_REASONING the reasoning so far sits above the first part, in a collapsed quote."""
+        SHOW_REASONING the reasoning so far sits above the first part, in a collapsed quote.
+        Rich parts (RICH_MESSAGES) once the answer wants them, as long as nothing of it has
+        been sealed as a plain message yet (parts of one answer are never mixed)."""
+        if self._rich or self._turns_rich(markdown):
+            self._rich = True
+            above = rich.reasoning_quote(self._reasoning) if self._show_reasoning else ""
+            return self._rich_splitter.parts(markdown, above)
         if not self._splitter_ready:
             self._splitter_ready = True
             if self._show_reasoning and self._reasoning.strip():
@@ -258,10 +288,34 @@ class TelegramAnswer:
             parts[0] = self._reasoning_shown.above(parts[0])
         return parts
 
+    def _turns_rich(self, markdown: str) -> bool:
+        if self._rich_mode == "off" or self._splitter.sealed:
+            return False
+        if len(self.message_ids) > (0 if self._use_drafts else 1):
+            return False
+        return rich.wanted(markdown, self._rich_mode)
+
+    def _refused_rich(self, exc: TelegramBadRequest | TelegramNotFound) -> None:
+        """Telegram (or an older Bot API server) refused a rich message: this answer goes on
+        the entity path, nothing lost; counted in /metrics."""
+        log.warning(
+            "answer %s: rich message refused (%s); sending it as plain messages",
+            self.answer_id,
+            exc.message,
+        )
+        self._rich = False
+        self._rich_mode = "off"
+        if self._on_rich_refused is not None:
+            self._on_rich_refused()
+
     def _thinking_frame(self) -> Frame:
-        """While the model thinks and no answer text exists yet."""
+        """While the model thinks and no answer text exists yet: in a private chat's draft a
+        rich thinking block (with the latest reasoning line), elsewhere an italic line."""
         if not self._reasoning.strip():
             return Frame("")
+        if self._use_drafts and self._rich_mode != "off":
+            # The latest line of reasoning only where reasoning is shown at all.
+            return rich.thinking_frame(self._reasoning if self._show_reasoning else "")
         text = self._t("thinking")
         return Frame(text, (MessageEntity(type="italic", offset=0, length=utf16_len(text)),))
 
@@ -316,8 +370,12 @@ class TelegramAnswer:
     # --- final delivery ----------------------------------------------------------------------
 
     async def _deliver_final(self, parts: list[Frame]) -> None:
+        """Until Telegram shows `parts` (or refuses them as rich: the caller renders again)."""
         failures = 0
+        rich_parts = self._rich
         while (call := self._next_call(parts, final=True)) is not None:
+            if rich_parts and not self._rich:
+                return
             try:
                 async with self._pacer.permit(self.place.chat_id, Priority.URGENT):
                     await call()
@@ -342,19 +400,32 @@ class TelegramAnswer:
             if place.reply_to and not self.message_ids
             else None
         )
+        buttons = stop_button(self.answer_id, self._t) if markup else None
         try:
-            message = await self._bot.send_message(
-                chat_id=place.chat_id,
-                message_thread_id=place.thread_id,
-                text=frame.text,
-                entities=self._entities(frame),
-                reply_parameters=reply,
-                reply_markup=stop_button(self.answer_id, self._t) if markup else None,
-            )
+            if frame.rich:
+                message = await self._bot.send_rich_message(
+                    chat_id=place.chat_id,
+                    message_thread_id=place.thread_id,
+                    rich_message=_rich_message(frame),
+                    reply_parameters=reply,
+                    reply_markup=buttons,
+                )
+            else:
+                message = await self._bot.send_message(
+                    chat_id=place.chat_id,
+                    message_thread_id=place.thread_id,
+                    text=frame.text,
+                    entities=self._entities(frame),
+                    reply_parameters=reply,
+                    reply_markup=buttons,
+                )
         except TelegramForbiddenError as exc:
             raise _Gone from exc
-        except TelegramBadRequest as exc:
-            if self._refused_formatting(exc):
+        except (TelegramBadRequest, TelegramNotFound) as exc:
+            if frame.rich:
+                self._refused_rich(exc)
+                return  # the next call sends it as a plain message
+            if isinstance(exc, TelegramBadRequest) and self._refused_formatting(exc):
                 return  # the next call sends it with less formatting
             raise
         self.message_ids.append(message.message_id)
@@ -365,20 +436,33 @@ class TelegramAnswer:
             await self._on_first_message(message.message_id)
 
     async def _edit(self, index: int, frame: Frame, *, markup: bool) -> None:
+        buttons = stop_button(self.answer_id, self._t) if markup else None
         try:
-            await self._bot.edit_message_text(
-                chat_id=self.place.chat_id,
-                message_id=self.message_ids[index],
-                text=frame.text,
-                entities=self._entities(frame),
-                reply_markup=stop_button(self.answer_id, self._t) if markup else None,
-            )
+            if frame.rich:
+                await self._bot.edit_message_text(
+                    chat_id=self.place.chat_id,
+                    message_id=self.message_ids[index],
+                    rich_message=_rich_message(frame),
+                    reply_markup=buttons,
+                )
+            else:
+                await self._bot.edit_message_text(
+                    chat_id=self.place.chat_id,
+                    message_id=self.message_ids[index],
+                    text=frame.text,
+                    entities=self._entities(frame),
+                    reply_markup=buttons,
+                )
         except TelegramBadRequest as exc:
-            if self._refused_formatting(exc):
-                return
             description = exc.message.lower()
+            gone = "not found" in description or "can't be edited" in description
+            if frame.rich and "not modified" not in description and not gone:
+                self._refused_rich(exc)
+                return
+            if not frame.rich and self._refused_formatting(exc):
+                return
             if "not modified" not in description:
-                if "not found" not in description and "can't be edited" not in description:
+                if not gone:
                     raise
                 # The user deleted our message: the next call continues in a new one.
                 log.info("answer %s: message deleted by the user; continuing anew", self.answer_id)
@@ -391,17 +475,34 @@ class TelegramAnswer:
 
     async def _draft(self, frame: Frame) -> None:
         try:
-            await self._bot.send_message_draft(
-                chat_id=self.place.chat_id,
-                draft_id=self.draft_id,
-                message_thread_id=self.place.thread_id,
-                text=frame.text,
-                entities=self._entities(frame),
-                can_stop=True,
-            )
+            if frame.rich:
+                await self._bot.send_rich_message_draft(
+                    chat_id=self.place.chat_id,
+                    draft_id=self.draft_id,
+                    message_thread_id=self.place.thread_id,
+                    rich_message=_rich_message(frame),
+                    can_stop=True,
+                )
+            else:
+                await self._bot.send_message_draft(
+                    chat_id=self.place.chat_id,
+                    draft_id=self.draft_id,
+                    message_thread_id=self.place.thread_id,
+                    text=frame.text,
+                    entities=self._entities(frame),
+                    can_stop=True,
+                )
         except TelegramForbiddenError as exc:
             raise _Gone from exc
+        except TelegramNotFound as exc:
+            if not frame.rich:
+                raise
+            self._refused_rich(exc)
+            return
         except TelegramBadRequest as exc:
+            if frame.rich:
+                self._refused_rich(exc)
+                return
             if self._refused_formatting(exc):
                 return
             log.warning(

@@ -31,7 +31,17 @@ ENTITY_TYPES = {
     "italic", "underline", "strikethrough", "spoiler", "blockquote", "expandable_blockquote",
     "code", "pre", "text_link", "text_mention", "custom_emoji", "date_time",
 }  # fmt: skip
-PACED = {"sendMessage", "editMessageText", "editMessageReplyMarkup", "sendMessageDraft"}
+PACED = {
+    "sendMessage", "editMessageText", "editMessageReplyMarkup", "sendMessageDraft",
+    "sendRichMessage", "sendRichMessageDraft",
+}  # fmt: skip
+# Rich messages (Bot API 10.1): per message.
+RICH_LIMIT = 32_768
+RICH_BLOCKS = 500
+RICH_DEPTH = 16
+RICH_COLUMNS = 20
+_RICH_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_RICH_TAG = re.compile(r"<(/?)([a-z][a-z0-9-]*)[^>]*>")
 
 
 def utf16_len(text: str) -> int:
@@ -109,6 +119,7 @@ class StoredMessage:
     reply_to: int | None = None
     deleted: bool = False
     edits: int = 0
+    rich: str = ""  # "markdown" or "html" for a rich message (its source is `text`)
     sent_at: float = field(default_factory=time.monotonic)
     updated_at: float = field(default_factory=time.monotonic)
 
@@ -145,6 +156,10 @@ class TelegramStandIn:
         self.limits = limits or Limits()
         # Link hosts Telegram refuses although they look fine (it blocks some domains).
         self.refused_link_hosts: set[str] = set()
+        # Rich messages: False plays an older Bot API server (no such methods); `refuse_rich`
+        # answers every rich message with a 400, as for a construct Telegram does not take.
+        self.rich_supported = True
+        self.refuse_rich = False
         self.chats: dict[int, Chat] = {}
         self.users: dict[int, User] = {}
         self.messages: dict[tuple[int, int], StoredMessage] = {}
@@ -390,11 +405,83 @@ class TelegramStandIn:
             self.drafts.pop(key)  # a sent message replaces the chat's drafts
         return message.as_dict(chat, self._bot_user())
 
+    def api_sendRichMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._rich_method()
+        chat = self._writable_chat(params)
+        kind, source = self._validated_rich(params, draft=False)
+        message = StoredMessage(
+            chat_id=chat.id,
+            message_id=next(self._message_ids[chat.id]),
+            from_bot=True,
+            text=source,
+            entities=[],
+            thread_id=self._thread(chat, params),
+            reply_markup=_json(params.get("reply_markup")),
+            reply_to=(_json(params.get("reply_parameters")) or {}).get("message_id"),
+            rich=kind,
+        )
+        self.messages[(chat.id, message.message_id)] = message
+        for key in [key for key in self.drafts if key[0] == chat.id]:
+            self.drafts.pop(key)
+        return message.as_dict(chat, self._bot_user())
+
+    def api_sendRichMessageDraft(self, params: dict[str, Any]) -> bool:
+        self._rich_method()
+        chat = self._writable_chat(params)
+        if chat.type != "private":
+            raise ApiError(400, "Bad Request: drafts can be sent only to private chats")
+        draft_id = int(params.get("draft_id", 0))
+        if not draft_id:
+            raise ApiError(400, "Bad Request: draft_id must be non-zero")
+        _, source = self._validated_rich(params, draft=True)
+        self.drafts[(chat.id, draft_id)] = source
+        self.draft_log.append((time.monotonic(), chat.id, draft_id, source))
+        return True
+
+    def _rich_method(self) -> None:
+        if not self.rich_supported:
+            raise ApiError(404, "Not Found: method not found")
+
+    def _validated_rich(self, params: dict[str, Any], *, draft: bool) -> tuple[str, str]:
+        """The rules of a rich message as the documentation states them (one of html,
+        markdown or blocks; 32 768 characters; 500 blocks; 16 levels; 20 columns; a thinking
+        block only in drafts); unbalanced markup is refused, as a strict reading would."""
+        if self.refuse_rich:
+            raise ApiError(400, "Bad Request: RICH_VALIDATE_CTOR_NOT_ALLOWED")
+        rich = _json(params.get("rich_message"))
+        if not isinstance(rich, dict):
+            raise ApiError(400, "Bad Request: rich_message is required")
+        kinds = [kind for kind in ("html", "markdown", "blocks") if rich.get(kind)]
+        if len(kinds) != 1:
+            raise ApiError(400, "Bad Request: exactly one of html, markdown or blocks is required")
+        kind = kinds[0]
+        if kind == "blocks":
+            raise ApiError(400, "Bad Request: blocks are not served by this stand-in")
+        source = str(rich[kind])
+        if len(source) > RICH_LIMIT:
+            raise ApiError(400, "Bad Request: RICH_MESSAGE_TOO_LONG")
+        if kind == "html":
+            _check_rich_html(source, draft=draft)
+        else:
+            _check_rich_markdown(source)
+        return kind, source
+
     def api_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
         chat = self._writable_chat(params)
         message = self._editable(chat, params)
+        if params.get("rich_message") is not None and self.rich_supported:
+            kind, source = self._validated_rich(params, draft=False)
+            markup = _json(params.get("reply_markup"))
+            if (message.rich, message.text, message.reply_markup) == (kind, source, markup):
+                raise ApiError(400, "Bad Request: message is not modified")
+            message.rich, message.text, message.entities = kind, source, []
+            message.reply_markup = markup
+            message.edits += 1
+            message.updated_at = time.monotonic()
+            return message.as_dict(chat, self._bot_user())
         text, entities = self._validated_text(params)
         markup = _json(params.get("reply_markup"))
+        message.rich = ""
         if (message.text, message.entities, message.reply_markup) == (text, entities, markup):
             raise ApiError(
                 400,
@@ -765,3 +852,62 @@ def _link_accepted(url: str) -> bool:
     if parts.scheme not in ("http", "https") or any(ch.isspace() for ch in url):
         return False
     return host == "localhost" or ("." in host and not host.endswith("."))
+
+
+def _check_rich_markdown(source: str) -> None:
+    """Refuse what a rich Markdown message may not hold (an independent reading of the rules:
+    balanced fences, `$$` blocks and bold markers, the block, depth and column limits)."""
+    blocks = 0
+    fence: str | None = None
+    math_open = False
+    for line in source.split("\n"):
+        match = _RICH_FENCE.match(line)
+        if match is not None:
+            marker = match.group(1)
+            if fence is None:
+                fence, blocks = marker, blocks + 1
+            elif marker[0] == fence[0] and len(marker) >= len(fence) and not match.group(2).strip():
+                fence = None
+            continue
+        if fence is not None:
+            continue
+        stripped = line.strip()
+        if stripped.startswith("$$") and not (len(stripped) > 4 and stripped.endswith("$$")):
+            math_open = not math_open
+            blocks += 0 if not math_open else 1
+            continue
+        if math_open:
+            continue
+        if stripped:
+            blocks += 1
+        prefix = re.match(r"^[ \t>]*", line)
+        quotes = prefix.group(0).count(">") if prefix else 0
+        indent = (len(line) - len(line.lstrip(" "))) // 2  # list nesting by indentation
+        if quotes + indent > RICH_DEPTH:
+            raise ApiError(400, "Bad Request: RICH_MESSAGE_NESTING_TOO_DEEP")
+        if stripped.startswith("|") and stripped.count("|") - 1 > RICH_COLUMNS:
+            raise ApiError(400, "Bad Request: RICH_TABLE_TOO_WIDE")
+        if _unescaped_count(stripped, "**") % 2:
+            raise ApiError(400, "Bad Request: can't parse rich message: unclosed bold")
+    if fence is not None or math_open:
+        raise ApiError(400, "Bad Request: can't parse rich message: unclosed block")
+    if blocks > RICH_BLOCKS:
+        raise ApiError(400, "Bad Request: RICH_MESSAGE_TOO_MANY_BLOCKS")
+
+
+def _unescaped_count(text: str, marker: str) -> int:
+    return len(re.findall(r"(?<!\\)" + re.escape(marker), re.sub(r"`[^`]*`", "", text)))
+
+
+def _check_rich_html(source: str, *, draft: bool) -> None:
+    stack: list[str] = []
+    for closing, tag in _RICH_TAG.findall(source):
+        if tag == "tg-thinking" and not draft:
+            raise ApiError(400, "Bad Request: thinking blocks are allowed only in drafts")
+        if closing:
+            if not stack or stack.pop() != tag:
+                raise ApiError(400, "Bad Request: can't parse rich message: unbalanced tags")
+        elif tag not in ("br", "hr"):
+            stack.append(tag)
+    if stack:
+        raise ApiError(400, "Bad Request: can't parse rich message: unclosed tags")

@@ -1,0 +1,255 @@
+"""Answers as Telegram rich messages (Bot API 10.1+): when an answer becomes one, how a growing
+answer is cut into rich parts, and how a partial frame is made valid before it is sent.
+
+Why the `markdown` field (and not `blocks` built from a parsed tree): the model already writes
+Markdown, and Telegram's rich Markdown is the dialect LLMs write (tables, `$math$`, headings,
+fenced code), so the answer goes as it came — no converter of ours between the model and the
+chat that could drop a construct Telegram renders natively. The cost is that a *partial* frame
+must be valid: `closed()` balances what a cut-off stream leaves open (a code fence, a `$$`
+block, inline markers, a half-written table row) before each frame; and whatever Telegram still
+refuses makes the answer fall back to the entity path (`streaming.py`), which never loses it.
+Building `blocks` would mean a Markdown parser plus a mapping onto ~25 block types whose exact
+JSON Telegram may still change; the maintained converters on PyPI (tg-rich-converter) target
+rich HTML and its escaping rules, one more dialect to get wrong. Parts are cut at block
+boundaries only, so a table row, a formula or a fence line is never split.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from bot.telegram.render import MESSAGE_LIMIT, Frame, flatten_nesting, rich_escaped
+
+RICH_LIMIT = 32_768  # characters of one rich message
+BLOCK_LIMIT = 500  # blocks of one rich message, nested ones included
+COLUMN_LIMIT = 20  # columns of a table
+# Room under the last part for a status line, and a margin for the closers `closed()` adds.
+RICH_BUDGET = RICH_LIMIT - 512
+BLOCK_BUDGET = BLOCK_LIMIT - 20
+REASONING_LIMIT = 1500
+MARKDOWN, HTML = "markdown", "html"
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+_TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$", re.MULTILINE)
+_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.MULTILINE)
+_BLOCK_MATH = re.compile(r"^\s*\$\$|\$\$[^$\n]+\$\$", re.MULTILINE)
+_INLINE_MATH = re.compile(r"(?<![\\$])\$(?=\S)[^$\n]*\\[A-Za-z]+[^$\n]*(?<=\S)\$(?!\$)")
+_DEEP_LIST = re.compile(r"^(?: {4,}|\t{2,}| {2,}\t)(?:[-*+]|\d{1,9}[.)])[ \t]", re.MULTILINE)
+_INLINE_MARKERS = ("**", "~~", "||", "==", "`")
+
+
+def structured(markdown: str) -> bool:
+    """Structure the entity path renders badly: a table, math, headings, nested lists."""
+    return bool(
+        _TABLE_SEPARATOR.search(markdown)
+        or _BLOCK_MATH.search(markdown)
+        or _INLINE_MATH.search(markdown)
+        or _HEADING.search(markdown)
+        or _DEEP_LIST.search(markdown)
+    )
+
+
+def wanted(markdown: str, mode: str) -> bool:
+    """RICH_MESSAGES: `on` always, `off` never, `auto` when the answer has structure or is
+    longer than one plain message (it would be cut into several)."""
+    if mode == "off" or too_wide(markdown):
+        return False
+    return mode == "on" or len(markdown) > MESSAGE_LIMIT * 3 // 4 or structured(markdown)
+
+
+def too_wide(markdown: str) -> bool:
+    """A table with more columns than a rich message takes: the entity path shows it as text."""
+    return any(
+        line.count("|") - 1 > COLUMN_LIMIT
+        for line in markdown.split("\n")
+        if line.lstrip().startswith("|")
+    )
+
+
+def reasoning_quote(reasoning: str, limit: int = REASONING_LIMIT) -> str:
+    """The reasoning above a final answer (SHOW_REASONING), as a quote headed 💭."""
+    text = reasoning.strip()
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    if not text:
+        return ""
+    lines = [rich_escaped(line) for line in text.split("\n")]
+    return "> 💭 " + "\n> ".join(lines)
+
+
+def thinking_frame(reasoning: str) -> Frame:
+    """A draft's thinking block (drafts only), with the latest line of reasoning."""
+    lines = [line.strip() for line in reasoning.strip().split("\n") if line.strip()]
+    latest = lines[-1][-200:] if lines else ""
+    safe = latest.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return Frame(f"<tg-thinking>{safe}</tg-thinking>", rich=HTML)
+
+
+def closed(markdown: str) -> str:
+    """A partial answer made valid: an open fence or `$$` block closed, a half-written table
+    row dropped, open inline markers of the last paragraph closed (innermost first)."""
+    lines = markdown.split("\n")
+    fence = _open_fence_marker(lines)
+    if fence is not None:
+        return markdown + ("" if markdown.endswith("\n") else "\n") + fence
+    if _open_math(lines):
+        return markdown + ("" if markdown.endswith("\n") else "\n") + "$$"
+    if lines and lines[-1].lstrip().startswith("|") and not lines[-1].rstrip().endswith("|"):
+        lines = lines[:-1]  # a row still being written: shown once it is whole
+        markdown = "\n".join(lines)
+    paragraph = markdown[markdown.rfind("\n\n") + 1 :]
+    return markdown + _closers(paragraph)
+
+
+def _open_fence_marker(lines: list[str]) -> str | None:
+    opening: str | None = None
+    for line in lines:
+        match = _FENCE.match(line)
+        if match is None:
+            continue
+        if opening is None:
+            opening = match.group(1)
+        elif _closes(match, opening):
+            opening = None
+    return opening
+
+
+def _open_math(lines: list[str]) -> bool:
+    return sum(_math_delimiters(line) for line in lines) % 2 == 1
+
+
+def _math_delimiters(line: str) -> int:
+    """How many `$$` block delimiters the line is (`$$ x $$` on one line is none)."""
+    text = line.strip()
+    if text.startswith("$$"):
+        return 0 if len(text) > 4 and text.endswith("$$") else 1
+    return 1 if text.endswith("$$") else 0
+
+
+def _closers(paragraph: str) -> str:
+    """The markers that close what `paragraph` leaves open, innermost first."""
+    opened: list[str] = []
+    position = 0
+    while position < len(paragraph):
+        if paragraph[position] == "\\":
+            position += 2
+            continue
+        for marker in _INLINE_MARKERS:
+            if paragraph.startswith(marker, position):
+                if opened and opened[-1] == marker:
+                    opened.pop()
+                elif marker in opened:
+                    pass  # crossed markers: left as they are
+                else:
+                    opened.append(marker)
+                position += len(marker)
+                break
+        else:
+            position += 1
+        if opened and opened[-1] == "`":
+            end = paragraph.find("`", position)
+            if end < 0:
+                break
+            opened.pop()
+            position = end + 1
+    return "".join(reversed(opened))
+
+
+@dataclass
+class _Block:
+    """A unit a part boundary may not cut: a fenced code block, a `$$` block, or a line."""
+
+    text: str
+    weight: int  # blocks Telegram counts for it
+
+
+@dataclass
+class RichSplitter:
+    """Cuts a growing answer into rich parts at block boundaries (32 768 characters, 500
+    blocks each); sealed parts never change, only the last one grows."""
+
+    budget: int = RICH_BUDGET
+    blocks: int = BLOCK_BUDGET
+    sealed: list[str] = field(default_factory=list)
+    _start: int = 0  # where the open part begins in the source
+    _reopen: str = ""  # a fence reopened at the top of the open part (a code block cut in two)
+
+    def parts(self, markdown: str, above: str = "") -> list[Frame]:
+        """The rich parts for the answer so far; `above` (the reasoning) heads the first."""
+        source = flatten_nesting(markdown)
+        while True:
+            head = f"{above}\n\n" if above and not self.sealed else ""
+            tail = self._reopen + source[self._start :]
+            units = _units(tail)
+            if len(head) + len(tail) <= self.budget and _weight(units) <= self.blocks:
+                return [
+                    *(Frame(text, rich=MARKDOWN) for text in self.sealed),
+                    Frame(closed(head + tail), rich=MARKDOWN),
+                ]
+            self._seal(head, tail, units)
+
+    def _seal(self, head: str, tail: str, units: list[_Block]) -> None:
+        room, size, weight = self.budget - len(head), 0, 0
+        cut = paragraph_cut = 0
+        for unit in units:
+            if size + len(unit.text) + 1 > room or weight + unit.weight > self.blocks:
+                break
+            size += len(unit.text) + 1
+            weight += unit.weight
+            cut = size
+            if not unit.text.strip() and size > room // 2:
+                paragraph_cut = size
+        cut = paragraph_cut or cut
+        reopen = ""
+        if cut == 0:  # one block longer than a whole part: cut it at a line end
+            cut = tail.rfind("\n", 0, room) + 1 or room
+            fence = _open_fence_marker(tail[:cut].split("\n"))
+            if fence is not None:
+                reopen = f"{fence}\n"
+        piece = tail[:cut].rstrip("\n")
+        self.sealed.append(closed(head + piece))
+        self._start += max(cut - len(self._reopen), 1)
+        self._reopen = reopen
+
+
+def _weight(units: list[_Block]) -> int:
+    return sum(unit.weight for unit in units)
+
+
+def _units(text: str) -> list[_Block]:
+    lines = text.split("\n")
+    units: list[_Block] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        fence = _FENCE.match(line)
+        if fence is not None or _math_delimiters(line):
+            end = _block_end(lines, index, fence.group(1) if fence else None)
+            units.append(_Block("\n".join(lines[index : end + 1]), 1))
+            index = end + 1
+            continue
+        units.append(_Block(line, 1 if line.strip() else 0))
+        index += 1
+    return units
+
+
+def _block_end(lines: list[str], start: int, fence: str | None) -> int:
+    """The last line of the block opened at `start` (the end of the text if still open)."""
+    for index in range(start + 1, len(lines)):
+        line = lines[index]
+        if fence is None:
+            if _math_delimiters(line):
+                return index
+            continue
+        if _closes(_FENCE.match(line), fence):
+            return index
+    return len(lines) - 1
+
+
+def _closes(match: re.Match[str] | None, fence: str) -> bool:
+    """Is this fence line the one that closes a code block opened with `fence`?"""
+    if match is None:
+        return False
+    marker, info = match.group(1), match.group(2)
+    return marker[0] == fence[0] and len(marker) >= len(fence) and not info.strip()
