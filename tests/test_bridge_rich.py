@@ -171,3 +171,53 @@ async def test_an_answer_past_one_rich_message_continues_in_a_second(
     joined = "\n\n".join(m.text for m in messages)
     assert all(f"Section {n}:" in joined for n in range(80))
     assert messages[1].text.startswith("Section "), "cut at a paragraph boundary"
+
+
+async def test_an_answer_that_turns_rich_only_at_the_end_is_not_lost_when_refused(
+    tmp_path: Path, telegram: TelegramStandIn, api: OpenAICompatStandIn
+) -> None:
+    """The table arrives in the last chunk, so the final is the first rich send; refused, the
+    answer is delivered plain."""
+    setup(telegram)
+    telegram.refuse_rich = True
+    api.chunk_count = 2
+    api.chunk_delay = 1.5  # the plain start is shown before the table arrives
+    api.reply_next("A short intro line before the table\n\n| a | b |\n| --- | --- |\n| 1 | 2 |")
+    async with running_api_bridge(tmp_path, telegram, api) as env:
+        await telegram.send_text(FORUM, ALICE, "/ask table please", thread_id=TOPIC)
+        messages = await answered(env, FORUM, "intro line")
+        await telegram.wait_for(
+            lambda: all(m.reply_markup is None for m in telegram.bot_messages(FORUM)),
+            what="the final",
+        )
+        messages = telegram.bot_messages(FORUM)
+    [final] = messages
+    assert final.rich == ""
+    assert "intro line" in final.text and "1" in final.text and "b" in final.text
+    assert telegram.calls_of("sendRichMessage") or [
+        c for c in telegram.calls_of("editMessageText") if "rich_message" in c.params
+    ], "the rich final was tried"
+
+
+async def test_a_refusal_after_a_rich_part_keeps_that_part_and_goes_on_plain(
+    tmp_path: Path, telegram: TelegramStandIn, api: OpenAICompatStandIn
+) -> None:
+    setup(telegram)
+    paragraphs = [f"Section {n}: " + "alpha beta gamma delta " * 30 for n in range(60)]
+    paragraphs.insert(52, "POISON paragraph that Telegram refuses as rich.")
+    api.reply_next("\n\n".join(paragraphs))
+    api.chunk_count = 20
+    telegram.refuse_rich_containing = "POISON"
+    async with running_api_bridge(tmp_path, telegram, api, max_answer_chars=60_000) as env:
+        await telegram.send_text(FORUM, ALICE, "/ask everything", thread_id=TOPIC)
+        messages = await answered(env, FORUM, "Section 59")
+        metrics = env.app.metrics.render().decode()
+    first, *rest = messages
+    assert first.rich == "markdown", "the sealed rich part stays as it was sent"
+    assert first.text.startswith("Section 0:")
+    assert rest and all(m.rich == "" for m in rest)
+    shown = "\n".join(m.text for m in messages)
+    assert all(f"Section {n}:" in shown for n in range(60))
+    assert "POISON paragraph" in shown
+    assert shown.count("Section 3:") == 1, "nothing sent twice"
+    assert "hailuo_bridge_rich_fallbacks_total 1.0" in metrics

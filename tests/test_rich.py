@@ -12,6 +12,7 @@ from bot.telegram.rich import (
     RICH_LIMIT,
     RichSplitter,
     closed,
+    completed,
     thinking_frame,
     wanted,
 )
@@ -119,9 +120,47 @@ def test_parts_are_cut_at_block_boundaries_and_never_change() -> None:
 
 
 def test_a_thinking_block_is_for_drafts_only() -> None:
-    frame = thinking_frame("First I check.\nThen <compare> & decide")
+    frame = thinking_frame("First I check.\nThen <compare> & decide", "💭 Thinking…")
     assert frame.rich == HTML
     assert frame.text == "<tg-thinking>Then &lt;compare&gt; &amp; decide</tg-thinking>"
     _check_rich_html(frame.text, draft=True)
     with pytest.raises(ApiError):
         _check_rich_html(frame.text, draft=False)
+
+
+def test_a_thinking_block_is_never_empty() -> None:
+    assert thinking_frame("", "💭 Thinking…").text == "<tg-thinking>💭 Thinking…</tg-thinking>"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The bound:\n\n|x| < 3",
+        "Check if a == b then stop.",
+        "| 1 || 3 |",
+        "```bash\necho $$\n```",
+        "~~~\nx = 2**10\n~~~",
+        "2**10 is 1024.",
+    ],
+)
+def test_whole_text_is_never_changed(text: str) -> None:
+    """Sealed parts and finals keep every character; only an open block gets its closer."""
+    assert completed(text) == text
+    assert closed(text).startswith(text)
+    assert "$$" not in closed("```bash\necho $$\n```")[len("```bash\necho $$\n```") :]
+
+
+def test_open_blocks_are_closed_with_the_right_marker() -> None:
+    assert completed("~~~python\nx = 1") == "~~~python\nx = 1\n~~~"
+    assert completed("$$\n\\sum x") == "$$\n\\sum x\n$$"
+
+
+def test_a_formula_longer_than_a_part_is_reopened_in_the_next() -> None:
+    formula = "$$\n" + "\n".join(f"x_{n} + y_{n} \\\\" for n in range(4000)) + "\n$$"
+    answer = "Before.\n\n" + formula + "\n\nAfter the formula."
+    parts = RichSplitter().parts(answer, final=True)
+    assert len(parts) >= 2
+    for part in parts:
+        _check_rich_markdown(part.text)
+    assert parts[1].text.startswith("$$\n")
+    assert parts[-1].text.endswith("After the formula.")

@@ -36,7 +36,9 @@ _HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.MULTILINE)
 _BLOCK_MATH = re.compile(r"^\s*\$\$|\$\$[^$\n]+\$\$", re.MULTILINE)
 _INLINE_MATH = re.compile(r"(?<![\\$])\$(?=\S)[^$\n]*\\[A-Za-z]+[^$\n]*(?<=\S)\$(?!\$)")
 _DEEP_LIST = re.compile(r"^(?: {4,}|\t{2,}| {2,}\t)(?:[-*+]|\d{1,9}[.)])[ \t]", re.MULTILINE)
-_INLINE_MARKERS = ("**", "~~", "||", "==", "`")
+# Closed at the end of a live frame when open. Not `==` or `||`: they are as often comparisons
+# and empty table cells as marks, and an extra one would show.
+_INLINE_MARKERS = ("**", "~~", "`")
 
 
 def structured(markdown: str) -> bool:
@@ -78,53 +80,69 @@ def reasoning_quote(reasoning: str, limit: int = REASONING_LIMIT) -> str:
     return "> 💭 " + "\n> ".join(lines)
 
 
-def thinking_frame(reasoning: str) -> Frame:
-    """A draft's thinking block (drafts only), with the latest line of reasoning."""
+def thinking_frame(reasoning: str, placeholder: str) -> Frame:
+    """A draft's thinking block (drafts only), with the latest line of reasoning, or the
+    placeholder when there is none to show (the block is never empty)."""
     lines = [line.strip() for line in reasoning.strip().split("\n") if line.strip()]
-    latest = lines[-1][-200:] if lines else ""
+    latest = lines[-1][-200:] if lines else placeholder
     safe = latest.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return Frame(f"<tg-thinking>{safe}</tg-thinking>", rich=HTML)
 
 
-def closed(markdown: str) -> str:
-    """A partial answer made valid: an open fence or `$$` block closed, a half-written table
-    row dropped, open inline markers of the last paragraph closed (innermost first)."""
+def completed(markdown: str) -> str:
+    """Whole text (a sealed part, the final answer) with only its open block closed: a code
+    fence or a `$$` block the cut left open. Nothing else is touched: no words may change."""
     lines = markdown.split("\n")
-    fence = _open_fence_marker(lines)
-    if fence is not None:
-        return markdown + ("" if markdown.endswith("\n") else "\n") + fence
-    if _open_math(lines):
-        return markdown + ("" if markdown.endswith("\n") else "\n") + "$$"
-    if lines and lines[-1].lstrip().startswith("|") and not lines[-1].rstrip().endswith("|"):
-        lines = lines[:-1]  # a row still being written: shown once it is whole
+    opener = _open_block(lines)
+    if opener is None:
+        return markdown
+    closer = "$$" if opener == "$$" else _FENCE_MARKER.match(opener).group(1)  # type: ignore[union-attr]
+    return markdown + ("" if markdown.endswith("\n") else "\n") + closer
+
+
+def closed(markdown: str) -> str:
+    """A live frame made valid: an open fence or `$$` block closed, a table row still being
+    written left out until it is whole, open inline markers of the last paragraph closed
+    (innermost first). Only for frames that the next one replaces."""
+    lines = markdown.split("\n")
+    if _open_block(lines) is not None:
+        return completed(markdown)
+    last = lines[-1].strip()
+    in_table = len(lines) > 1 and lines[-2].lstrip().startswith("|")
+    if in_table and last.startswith("|") and not last.endswith("|"):
+        lines = lines[:-1]  # a row still being written, under the table's other rows
         markdown = "\n".join(lines)
-    paragraph = markdown[markdown.rfind("\n\n") + 1 :]
+    start = max(markdown.rfind("\n\n"), _last_fence_end(markdown))
+    paragraph = markdown[start + 1 :]
+    if paragraph.lstrip().startswith("|"):
+        return markdown  # table cells: pipes and markers are the table's
     return markdown + _closers(paragraph)
 
 
-def _open_fence_marker(lines: list[str]) -> str | None:
-    opening: str | None = None
+_FENCE_MARKER = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def _open_block(lines: list[str]) -> str | None:
+    """The line that opened a code block or a `$$` block still open at the end, if any."""
+    opener: str | None = None
     for line in lines:
         match = _FENCE.match(line)
-        if match is None:
-            continue
-        if opening is None:
-            opening = match.group(1)
-        elif _closes(match, opening):
-            opening = None
-    return opening
+        if opener is None:
+            if match is not None:
+                opener = line
+            elif _math_delimiters(line):
+                opener = "$$"
+        elif opener == "$$":
+            if _math_delimiters(line):
+                opener = None
+        elif _closes(match, _FENCE_MARKER.match(opener).group(1)):  # type: ignore[union-attr]
+            opener = None
+    return opener
 
 
-def _open_math(lines: list[str]) -> bool:
-    return sum(_math_delimiters(line) for line in lines) % 2 == 1
-
-
-def _math_delimiters(line: str) -> int:
-    """How many `$$` block delimiters the line is (`$$ x $$` on one line is none)."""
-    text = line.strip()
-    if text.startswith("$$"):
-        return 0 if len(text) > 4 and text.endswith("$$") else 1
-    return 1 if text.endswith("$$") else 0
+def _last_fence_end(markdown: str) -> int:
+    ends = [m.end() for m in re.finditer(r"^ {0,3}(?:`{3,}|~{3,}).*$", markdown, re.MULTILINE)]
+    return ends[-1] if ends else -1
 
 
 def _closers(paragraph: str) -> str:
@@ -172,20 +190,23 @@ class RichSplitter:
     budget: int = RICH_BUDGET
     blocks: int = BLOCK_BUDGET
     sealed: list[str] = field(default_factory=list)
-    _start: int = 0  # where the open part begins in the source
-    _reopen: str = ""  # a fence reopened at the top of the open part (a code block cut in two)
+    consumed: int = 0  # where the open part begins in the source
+    reopen: str = ""  # a block reopened at the top of the open part (one cut in two)
 
-    def parts(self, markdown: str, above: str = "") -> list[Frame]:
-        """The rich parts for the answer so far; `above` (the reasoning) heads the first."""
+    def parts(self, markdown: str, above: str = "", *, final: bool = False) -> list[Frame]:
+        """The rich parts for the answer so far; `above` (the reasoning) heads the first. The
+        last part of a `final` answer is left as written (its open block closed), a live one
+        is made valid with `closed()`."""
         source = flatten_nesting(markdown)
         while True:
             head = f"{above}\n\n" if above and not self.sealed else ""
-            tail = self._reopen + source[self._start :]
+            tail = self.reopen + source[self.consumed :]
             units = _units(tail)
             if len(head) + len(tail) <= self.budget and _weight(units) <= self.blocks:
+                last = completed(head + tail) if final else closed(head + tail)
                 return [
                     *(Frame(text, rich=MARKDOWN) for text in self.sealed),
-                    Frame(closed(head + tail), rich=MARKDOWN),
+                    Frame(last, rich=MARKDOWN),
                 ]
             self._seal(head, tail, units)
 
@@ -204,17 +225,25 @@ class RichSplitter:
         reopen = ""
         if cut == 0:  # one block longer than a whole part: cut it at a line end
             cut = tail.rfind("\n", 0, room) + 1 or room
-            fence = _open_fence_marker(tail[:cut].split("\n"))
-            if fence is not None:
-                reopen = f"{fence}\n"
+            opener = _open_block(tail[:cut].split("\n"))
+            if opener is not None:
+                reopen = f"{opener}\n"  # the fence with its language, or `$$`
         piece = tail[:cut].rstrip("\n")
-        self.sealed.append(closed(head + piece))
-        self._start += max(cut - len(self._reopen), 1)
-        self._reopen = reopen
+        self.sealed.append(completed(head + piece))
+        self.consumed += max(cut - len(self.reopen), 1)
+        self.reopen = reopen
 
 
 def _weight(units: list[_Block]) -> int:
     return sum(unit.weight for unit in units)
+
+
+def _math_delimiters(line: str) -> int:
+    """How many `$$` block delimiters the line is (`$$ x $$` on one line is none)."""
+    text = line.strip()
+    if text.startswith("$$"):
+        return 0 if len(text) > 4 and text.endswith("$$") else 1
+    return 1 if text.endswith("$$") else 0
 
 
 def _units(text: str) -> list[_Block]:

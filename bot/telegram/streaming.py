@@ -53,6 +53,7 @@ TYPING_EVERY = 4.5
 RENDERING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="render")
 CALL_GRACE = 10.0  # below the service's shutdown delivery time, so a final still goes out
 FINAL_DELIVERY_ATTEMPTS = 8
+RICH_REFUSALS = 3  # live rich frames refused (in all) before the answer goes plain
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +161,9 @@ class TelegramAnswer:
         self._rich = False  # this answer goes as rich messages (decided once, kept)
         self._rich_splitter = rich.RichSplitter()
         self._on_rich_refused = on_rich_refused
+        self._rich_refusals = 0
+        self._rich_thinking = True  # a refused thinking block: the italic line instead
+        self._skipped = False
 
     # --- AnswerOutput --------------------------------------------------------------------------
 
@@ -199,14 +203,15 @@ class TelegramAnswer:
         if self._gone:
             return self.message_ids
         while True:
-            was_rich = self._rich
-            await self._deliver_final(await self._final_parts(markdown, outcome))
+            parts = await self._final_parts(markdown, outcome)
+            was_rich = self._rich  # read after the parts: the final may be the first rich one
+            await self._deliver_final(parts)
             if not was_rich or self._rich or self._gone:
                 return self.message_ids
 
     async def _final_parts(self, markdown: str, outcome: Outcome) -> list[Frame]:
         """The answer's last parts with the note under them (or in a message of its own)."""
-        parts = await self._parts(markdown) if markdown.strip() else []
+        parts = await self._parts(markdown, final=True) if markdown.strip() else []
         note = note_text(
             outcome.note, self._t, detail=outcome.detail, retry_after=outcome.retry_after
         )
@@ -260,10 +265,12 @@ class TelegramAnswer:
                     log.warning("frame for answer %s not sent: %s", self.answer_id, exc)
                 finally:
                     self._in_call = False
-                if self._next_call(parts, final=False) is not None:
+                if self._skipped:
+                    self._skipped = False  # a refused frame: the next one waits for new text
+                elif self._next_call(parts, final=False) is not None:
                     self._changed.set()  # e.g. a sealed part: the live one follows
 
-    async def _parts(self, markdown: str) -> list[Frame]:
+    async def _parts(self, markdown: str, *, final: bool = False) -> list[Frame]:
         """Rendered parts; off the event loop when the unsealed text is long (the splitter
         serializes its own use, should a cancelled call still be running in its thread). With
         SHOW_REASONING the reasoning so far sits above the first part, in a collapsed quote.
@@ -272,7 +279,7 @@ class TelegramAnswer:
         if self._rich or self._turns_rich(markdown):
             self._rich = True
             above = rich.reasoning_quote(self._reasoning) if self._show_reasoning else ""
-            return self._rich_splitter.parts(markdown, above)
+            return self._rich_splitter.parts(markdown, above, final=final)
         if not self._splitter_ready:
             self._splitter_ready = True
             if self._show_reasoning and self._reasoning.strip():
@@ -295,16 +302,32 @@ class TelegramAnswer:
             return False
         return rich.wanted(markdown, self._rich_mode)
 
-    def _refused_rich(self, exc: TelegramBadRequest | TelegramNotFound) -> None:
-        """Telegram (or an older Bot API server) refused a rich message: this answer goes on
-        the entity path, nothing lost; counted in /metrics."""
+    def _refused_rich(self, exc: TelegramBadRequest | TelegramNotFound, frame: Frame) -> None:
+        """Telegram refused a rich frame. A live frame cut somewhere Telegram did not like is
+        skipped (the next one, with more text, may pass); a missing method (an older Bot API
+        server), a refused final or refusals in a row put the answer on the entity path, the
+        rich parts already sent kept as they are. Nothing is lost; counted in /metrics."""
+        self._rich_refusals += 1
+        live = not self._closing
+        if isinstance(exc, TelegramBadRequest) and live and self._rich_refusals < RICH_REFUSALS:
+            log.info("answer %s: a rich frame was refused (%s)", self.answer_id, exc.message)
+            self._skipped = True
+            return
         log.warning(
-            "answer %s: rich message refused (%s); sending it as plain messages",
+            "answer %s: rich message refused (%s); going on as plain messages",
             self.answer_id,
             exc.message,
         )
         self._rich = False
         self._rich_mode = "off"
+        sealed = self._rich_splitter
+        self._splitter = PartSplitter(
+            sealed=[Frame(text, rich=rich.MARKDOWN) for text in sealed.sealed],
+            _start=sealed.consumed,
+            _reopen=sealed.reopen,
+            first_budget=None,
+        )
+        self._splitter_ready = True
         if self._on_rich_refused is not None:
             self._on_rich_refused()
 
@@ -313,10 +336,10 @@ class TelegramAnswer:
         rich thinking block (with the latest reasoning line), elsewhere an italic line."""
         if not self._reasoning.strip():
             return Frame("")
-        if self._use_drafts and self._rich_mode != "off":
-            # The latest line of reasoning only where reasoning is shown at all.
-            return rich.thinking_frame(self._reasoning if self._show_reasoning else "")
         text = self._t("thinking")
+        if self._use_drafts and self._rich_mode != "off" and self._rich_thinking:
+            # The latest line of reasoning only where reasoning is shown at all.
+            return rich.thinking_frame(self._reasoning if self._show_reasoning else "", text)
         return Frame(text, (MessageEntity(type="italic", offset=0, length=utf16_len(text)),))
 
     def _entities(self, frame: Frame) -> list[MessageEntity] | None:
@@ -423,7 +446,7 @@ class TelegramAnswer:
             raise _Gone from exc
         except (TelegramBadRequest, TelegramNotFound) as exc:
             if frame.rich:
-                self._refused_rich(exc)
+                self._refused_rich(exc, frame)
                 return  # the next call sends it as a plain message
             if isinstance(exc, TelegramBadRequest) and self._refused_formatting(exc):
                 return  # the next call sends it with less formatting
@@ -457,7 +480,7 @@ class TelegramAnswer:
             description = exc.message.lower()
             gone = "not found" in description or "can't be edited" in description
             if frame.rich and "not modified" not in description and not gone:
-                self._refused_rich(exc)
+                self._refused_rich(exc, frame)
                 return
             if not frame.rich and self._refused_formatting(exc):
                 return
@@ -497,11 +520,15 @@ class TelegramAnswer:
         except TelegramNotFound as exc:
             if not frame.rich:
                 raise
-            self._refused_rich(exc)
+            self._refused_rich(exc, frame)
             return
         except TelegramBadRequest as exc:
+            if frame.rich == rich.HTML:
+                log.info("answer %s: thinking block refused (%s)", self.answer_id, exc.message)
+                self._rich_thinking = False  # the italic line instead; the answer stays rich
+                return
             if frame.rich:
-                self._refused_rich(exc)
+                self._refused_rich(exc, frame)
                 return
             if self._refused_formatting(exc):
                 return

@@ -160,6 +160,7 @@ class TelegramStandIn:
         # answers every rich message with a 400, as for a construct Telegram does not take.
         self.rich_supported = True
         self.refuse_rich = False
+        self.refuse_rich_containing: str | None = None  # refuse only rich content with this
         self.chats: dict[int, Chat] = {}
         self.users: dict[int, User] = {}
         self.messages: dict[tuple[int, int], StoredMessage] = {}
@@ -458,6 +459,8 @@ class TelegramStandIn:
         if kind == "blocks":
             raise ApiError(400, "Bad Request: blocks are not served by this stand-in")
         source = str(rich[kind])
+        if self.refuse_rich_containing and self.refuse_rich_containing in source:
+            raise ApiError(400, "Bad Request: RICH_VALIDATE_CTOR_NOT_ALLOWED")
         if len(source) > RICH_LIMIT:
             raise ApiError(400, "Bad Request: RICH_MESSAGE_TOO_LONG")
         if kind == "html":
