@@ -60,6 +60,8 @@ Done.
         ("Just a short answer.", "on", True),
         ("| a | b |\n| --- | --- |", "off", False),
         ("|" + " x |" * 25 + "\n|" + " --- |" * 25, "on", False),
+        ("> " * 17 + "deep quote", "on", False),
+        (" " * 40 + "- deep item", "on", False),
     ],
 )
 def test_when_an_answer_is_sent_as_a_rich_message(text: str, mode: str, expected: bool) -> None:
@@ -164,3 +166,15 @@ def test_a_formula_longer_than_a_part_is_reopened_in_the_next() -> None:
         _check_rich_markdown(part.text)
     assert parts[1].text.startswith("$$\n")
     assert parts[-1].text.endswith("After the formula.")
+
+
+def test_a_table_cut_between_rows_keeps_its_header_in_the_next_part() -> None:
+    rows = "\n".join(f"| {n} | {'z' * 80} |" for n in range(600))
+    answer = "| n | text |\n| --- | --- |\n" + rows
+    parts = RichSplitter().parts(answer, final=True)
+    assert len(parts) >= 2
+    for part in parts:
+        assert part.text.startswith("| n | text |\n| --- | --- |\n")
+        _check_rich_markdown(part.text)
+    shown = [line for part in parts for line in part.text.split("\n")[2:]]
+    assert shown == rows.split("\n"), "every row once, in order"

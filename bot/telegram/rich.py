@@ -24,6 +24,8 @@ from bot.telegram.render import MESSAGE_LIMIT, Frame, flatten_nesting, rich_esca
 RICH_LIMIT = 32_768  # characters of one rich message
 BLOCK_LIMIT = 500  # blocks of one rich message, nested ones included
 COLUMN_LIMIT = 20  # columns of a table
+DEPTH_LIMIT = 16  # levels of nested blocks and formatting
+_QUOTE_PREFIX = re.compile(r"^[ \t>]*")
 # Room under the last part for a status line, and a margin for the closers `closed()` adds.
 RICH_BUDGET = RICH_LIMIT - 512
 BLOCK_BUDGET = BLOCK_LIMIT - 20
@@ -55,9 +57,19 @@ def structured(markdown: str) -> bool:
 def wanted(markdown: str, mode: str) -> bool:
     """RICH_MESSAGES: `on` always, `off` never, `auto` when the answer has structure or is
     longer than one plain message (it would be cut into several)."""
-    if mode == "off" or too_wide(markdown):
+    if mode == "off" or too_wide(markdown) or too_deep(markdown):
         return False
     return mode == "on" or len(markdown) > MESSAGE_LIMIT * 3 // 4 or structured(markdown)
+
+
+def too_deep(markdown: str) -> bool:
+    """Quotes and indented lists nested past what a rich message takes (16 levels)."""
+    for line in markdown.split("\n"):
+        prefix = _QUOTE_PREFIX.match(line)
+        quotes = prefix.group(0).count(">") if prefix else 0
+        if quotes + (len(line) - len(line.lstrip(" "))) // 2 >= DEPTH_LIMIT:
+            return True
+    return False
 
 
 def too_wide(markdown: str) -> bool:
@@ -228,10 +240,24 @@ class RichSplitter:
             opener = _open_block(tail[:cut].split("\n"))
             if opener is not None:
                 reopen = f"{opener}\n"  # the fence with its language, or `$$`
+        elif tail[cut:].lstrip(" ").startswith("|"):
+            reopen = _table_header(tail[:cut])  # a table cut between rows keeps its header
         piece = tail[:cut].rstrip("\n")
         self.sealed.append(completed(head + piece))
         self.consumed += max(cut - len(self.reopen), 1)
         self.reopen = reopen
+
+
+def _table_header(text: str) -> str:
+    """The header and separator rows of the table `text` ends in ("" if it ends in none)."""
+    lines = text.rstrip("\n").split("\n")
+    start = len(lines)
+    while start > 0 and lines[start - 1].lstrip().startswith("|"):
+        start -= 1
+    table = lines[start:]
+    if len(table) >= 3 and _TABLE_SEPARATOR.fullmatch(table[1]):
+        return f"{table[0]}\n{table[1]}\n"
+    return ""
 
 
 def _weight(units: list[_Block]) -> int:
