@@ -229,6 +229,21 @@ async def test_a_busy_session_continues_in_a_new_one(
     assert answer_of(events) == "You said: second (message 1 in this session)"
 
 
+async def test_a_conversation_deleted_on_the_site_continues_in_a_new_session(
+    agent: MiniMaxAgentStandIn, client: MiniMaxAgentClient
+) -> None:
+    """The message POST answers 404 (the session is gone): a new session, not an error."""
+    auth = agent_auth(agent)
+    first = await ask(client, auth, "first")
+    assert isinstance(first[0], ConversationStarted)
+    agent.sessions.pop(first[0].conversation.chat_id)
+    events = await ask(client, auth, "second", first[0].conversation)
+    new = [e for e in events if isinstance(e, ConversationStarted) and e.is_new]
+    assert len(new) == 1
+    assert new[0].conversation.chat_id != first[0].conversation.chat_id
+    assert answer_of(events) == "You said: second (message 1 in this session)"
+
+
 @pytest.mark.parametrize(
     ("fault", "error", "words"),
     [

@@ -74,8 +74,16 @@ class _NotInitialised(UpstreamError):
 class _SessionBusy(UpstreamError):
     """409: the session still runs a turn (e.g. one we stopped): a new session is needed."""
 
+    def __init__(self, message: str = "MiniMax Agent: the conversation is busy (409)") -> None:
+        super().__init__(message)
+
+
+class _SessionGone(_SessionBusy):
+    """404 on the message POST: the session no longer exists (deleted on the site, expired).
+    Not in the protocol sources; handled like 409, a tolerant reading."""
+
     def __init__(self) -> None:
-        super().__init__("MiniMax Agent: the conversation is busy (409)")
+        super().__init__("MiniMax Agent no longer has this conversation (404)")
 
 
 def default_hosts(region: str) -> tuple[str, str]:
@@ -158,8 +166,8 @@ class MiniMaxAgentClient(PooledClient):
         yield ConversationStarted(current, is_new=is_new)
         try:
             response = await self._post_turn(auth, current, text, model_id)
-        except _SessionBusy:
-            log.info("session %s is busy; continuing in a new session", current.chat_id)
+        except _SessionBusy as exc:
+            log.info("session %s: %s; continuing in a new session", current.chat_id, exc.message)
             current = await self._new_session(auth, model_id)
             is_new = True
             yield ConversationStarted(current, is_new=True)
@@ -272,6 +280,10 @@ class MiniMaxAgentClient(PooledClient):
             ) from None
         if response.status == 200 and response.content_type == "text/event-stream":
             return response
+        if response.status == 404 and "json" in response.content_type:
+            # The session is gone (deleted on the site): like a busy one, a new one is needed.
+            response.release()
+            raise _SessionGone()
         try:
             raise await _refusal(response)
         finally:

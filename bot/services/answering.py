@@ -784,13 +784,17 @@ class AnswerService:
         if not endpoint.client.probes_login:
             return True
         try:
-            await endpoint.client.probe(login.auth)
+            checked = await endpoint.client.probe(login.auth)
         except (AuthRejected, SignatureRejected):
             return True
         except UpstreamFailure as exc:
             log.info("could not confirm the login refusal (%s); keeping the login", exc.message)
             return False
         log.info("login %s still works: the refusal was a blip", login.auth.fingerprint)
+        try:  # the probe may have renewed a token close to expiry: keep the new one
+            await endpoint.logins.renewed(login, checked)
+        except Exception as exc:
+            log.warning("could not store the renewed login: %s", type(exc).__name__)
         return False
 
     @staticmethod
