@@ -62,6 +62,7 @@ Done.
         ("|" + " x |" * 25 + "\n|" + " --- |" * 25, "on", False),
         ("> " * 17 + "deep quote", "on", False),
         (" " * 40 + "- deep item", "on", False),
+        (f"```python\n{' ' * 40}deeply_indented()\n```\n\n| a | b |\n| --- | --- |", "auto", True),
     ],
 )
 def test_when_an_answer_is_sent_as_a_rich_message(text: str, mode: str, expected: bool) -> None:

@@ -63,8 +63,9 @@ def wanted(markdown: str, mode: str) -> bool:
 
 
 def too_deep(markdown: str) -> bool:
-    """Quotes and indented lists nested past what a rich message takes (16 levels)."""
-    for line in markdown.split("\n"):
+    """Quotes and indented lists nested past what a rich message takes (16 levels); code
+    keeps its indentation and does not count."""
+    for line in _prose_lines(markdown):
         prefix = _QUOTE_PREFIX.match(line)
         quotes = prefix.group(0).count(">") if prefix else 0
         if quotes + (len(line) - len(line.lstrip(" "))) // 2 >= DEPTH_LIMIT:
@@ -76,9 +77,24 @@ def too_wide(markdown: str) -> bool:
     """A table with more columns than a rich message takes: the entity path shows it as text."""
     return any(
         line.count("|") - 1 > COLUMN_LIMIT
-        for line in markdown.split("\n")
+        for line in _prose_lines(markdown)
         if line.lstrip().startswith("|")
     )
+
+
+def _prose_lines(markdown: str) -> list[str]:
+    """The lines outside fenced code blocks."""
+    lines: list[str] = []
+    fence: str | None = None
+    for line in markdown.split("\n"):
+        match = _FENCE.match(line)
+        if fence is None and match is not None:
+            fence = match.group(1)
+        elif fence is not None and _closes(match, fence):
+            fence = None
+        elif fence is None:
+            lines.append(line)
+    return lines
 
 
 def reasoning_quote(reasoning: str, limit: int = REASONING_LIMIT) -> str:
