@@ -265,3 +265,27 @@ async def test_sqlite_pragmas_are_set(tmp_path: Path) -> None:
         assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30000}
     finally:
         await database.close()
+
+
+@pytest.mark.postgres
+async def test_a_postgres_statement_that_stalls_fails_within_its_deadline() -> None:
+    """A statement the server does not finish (a lock, a stalled server) cannot hold a
+    conversation's turn forever: it fails after the command timeout, as an error the outage
+    retry knows, and the connection pool keeps working."""
+    from bot.storage.retry import transient
+    from tests.conftest import scratch_postgres_database
+
+    async with scratch_postgres_database() as url:
+        database = Database(url, command_timeout=1.0)
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(Exception) as caught:  # noqa: PT011 - the driver's own type
+                async with asyncio.timeout(30), database.reading() as session:
+                    await session.execute(text("SELECT pg_sleep(20)"))
+            assert loop.time() - started < 15
+            assert transient(caught.value), repr(caught.value)
+            async with database.reading() as session:
+                assert await session.scalar(text("SELECT 1")) == 1
+        finally:
+            await database.close()

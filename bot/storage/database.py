@@ -24,13 +24,19 @@ log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_READERS = 4
+# PostgreSQL: seconds for one statement, for a new connection, and for a free pooled one.
+COMMAND_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 10.0
+POOL_TIMEOUT = 30.0
 
 
 class Database:
     """Owns the engines. Reads and writes go through separate sessions so SQLite readers never
     hold up the single writer, and the writer's transactions take the write lock up front."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, command_timeout: float = COMMAND_TIMEOUT
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -39,7 +45,15 @@ class Database:
             self.read_engine = sqlite_engine(url, echo=echo, writer=False)
         else:
             self.write_engine = create_async_engine(
-                url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10
+                url,
+                echo=echo,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=10,
+                pool_timeout=POOL_TIMEOUT,
+                # A stalled server or network must not hold a conversation's turn (or a
+                # shutdown) forever: every statement and every connect has a deadline.
+                connect_args={"command_timeout": command_timeout, "timeout": CONNECT_TIMEOUT},
             )
             self.read_engine = self.write_engine
         self.writes = 0  # write transactions so far: for /status, the log and the benchmark
