@@ -31,10 +31,6 @@ def setup(telegram: TelegramStandIn) -> None:
     telegram.add_group(FORUM, "Forum", forum=True, admins={ALICE})
 
 
-def bot_messages(telegram: TelegramStandIn, chat_id: int) -> list[StoredMessage]:
-    return telegram.bot_messages(chat_id)
-
-
 async def answered(env: ApiBridgeEnv, chat_id: int, words: str) -> list[StoredMessage]:
     await env.telegram.wait_for(
         lambda: any(words in m.text for m in env.telegram.bot_messages(chat_id)), what=words

@@ -239,7 +239,6 @@ class AnswerService:
         self._history = HistoryStore(database)
         self._chat_settings = ChatSettingsStore(database)
         self._logins: LoginSource = logins or LoginService(database, client.name)
-        self._client = client
         self._primary = Endpoint(client, self._logins)
         self._fallback = fallback
         self.failover = Failover()
@@ -377,13 +376,13 @@ class AnswerService:
         record = await self._conversations.get(key)
         if record is None:
             return ""
-        if record.title or not record.upstream_chat_id or record.upstream != self._client.name:
+        if record.title or not record.upstream_chat_id or record.upstream != self._primary.name:
             return record.title
         login = await self._logins.current()
         if login is None:
             return ""
         try:
-            return await self._client.title(login.auth, self._continued(record) or _NOWHERE)
+            return await self._primary.client.title(login.auth, self._continued(record) or _NOWHERE)
         except UpstreamFailure as exc:
             log.info("could not read the title of conversation %s: %s", record.id, exc.message)
             return ""
@@ -429,7 +428,7 @@ class AnswerService:
             return login
         self._renewal_tried[login.record.id] = now
         try:
-            return await self._logins.renewed(login, await self._client.probe(login.auth))
+            return await self._logins.renewed(login, await self._primary.client.probe(login.auth))
         except UpstreamFailure as exc:
             log.warning("could not renew login %s: %s", login.auth.fingerprint, exc.message)
             return login

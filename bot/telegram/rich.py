@@ -57,15 +57,18 @@ def structured(markdown: str) -> bool:
 def wanted(markdown: str, mode: str) -> bool:
     """RICH_MESSAGES: `on` always, `off` never, `auto` when the answer has structure or is
     longer than one plain message (it would be cut into several)."""
-    if mode == "off" or too_wide(markdown) or too_deep(markdown):
+    if mode == "off":
+        return False
+    prose = _prose_lines(markdown)  # one pass over the text for both limits
+    if too_wide(prose) or too_deep(prose):
         return False
     return mode == "on" or len(markdown) > MESSAGE_LIMIT * 3 // 4 or structured(markdown)
 
 
-def too_deep(markdown: str) -> bool:
-    """Quotes and indented lists nested past what a rich message takes (16 levels); code
-    keeps its indentation and does not count."""
-    for line in _prose_lines(markdown):
+def too_deep(prose: list[str]) -> bool:
+    """Quotes and indented lists nested past what a rich message takes (16 levels), among
+    the lines outside code (code keeps its indentation)."""
+    for line in prose:
         prefix = _QUOTE_PREFIX.match(line)
         quotes = prefix.group(0).count(">") if prefix else 0
         if quotes + (len(line) - len(line.lstrip(" "))) // 2 >= DEPTH_LIMIT:
@@ -73,12 +76,10 @@ def too_deep(markdown: str) -> bool:
     return False
 
 
-def too_wide(markdown: str) -> bool:
+def too_wide(prose: list[str]) -> bool:
     """A table with more columns than a rich message takes: the entity path shows it as text."""
     return any(
-        line.count("|") - 1 > COLUMN_LIMIT
-        for line in _prose_lines(markdown)
-        if line.lstrip().startswith("|")
+        line.count("|") - 1 > COLUMN_LIMIT for line in prose if line.lstrip().startswith("|")
     )
 
 
